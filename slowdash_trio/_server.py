@@ -1,0 +1,210 @@
+"""The server: one project, its user modules, its web API; serving and query mode.
+
+Start order: modules load and initialize (in parallel, bounded wait), then the web port
+opens. Stop order: the web server stops taking requests, then the modules stop (``_halt``,
+grace period, ``_finalize``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import urllib.parse
+from collections.abc import Iterable
+from typing import Any
+
+import trio
+
+from ._api import core_api
+from ._app import App
+from ._configfiles import config_files_api
+from ._dispatch import HandlerFailed, Mount, dispatch
+from ._project import Project
+from ._supervisor import ModuleSupervisor
+from ._usermodule import ModuleSettings, UserModule
+from .webapi import Request, Response, Route
+
+logger = logging.getLogger("slowdash_trio")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 18881
+
+
+class Server:
+    """Everything one running project needs; `serve` runs it, `query` answers one request."""
+
+    def __init__(self, project: Project, *, command_mode: bool = False) -> None:
+        system = project.config.system
+        self.project = project
+        self.command_mode = command_mode
+        self.app = App(self)
+        self.module_settings = ModuleSettings(
+            app=self.app,
+            user_limiter=trio.CapacityLimiter(system.user_threads),
+            call_timeout=system.module_call_timeout,
+            watchdog_threshold=system.watchdog_threshold,
+            stop_grace=system.module_stop_grace,
+            finalize_timeout=system.module_finalize_timeout,
+        )
+        self.modules = _build_modules(project, self.module_settings, command_mode)
+        self.supervisor = ModuleSupervisor(
+            self.modules, startup_timeout=system.module_startup_timeout
+        )
+        self._builtin = [
+            Mount(core_api(self), "server", _call_builtin),
+            Mount(config_files_api(self), "server", _call_builtin),
+        ]
+        self._shutdown = trio.Event()
+        self._web_running = False
+        for section, what in (("task", "SlowTask"), ("data_source", "data source")):
+            for index, _ in enumerate(getattr(project.config, section)):
+                logger.warning(
+                    "%s: %s entries are not run by this version of slowdash-trio yet",
+                    project.where(section, index),
+                    what,
+                )
+
+    # ------------------------------------------------------------------------------------------
+    # requests
+
+    def serving_modules(self) -> list[UserModule]:
+        return [module for module in self.modules if module.is_serving]
+
+    def mounts(self) -> Iterable[Mount]:
+        for module in self.modules:
+            if module.webapis and module.is_serving:
+                yield from (
+                    Mount(api, module.name, _module_invoker(module)) for api in module.webapis
+                )
+        yield from self._builtin
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one API request (from HTTP, query mode or a module's ``app.request``)."""
+        return await dispatch(request, self.mounts())
+
+    def route_channels(self, names: list[str]) -> dict[UserModule, list[tuple[str, str]]]:
+        """Which module is asked for which requested name: ``NAME.SUFFIX`` reaches only the
+        module with ``data_suffix: SUFFIX`` (asked for NAME); other names reach every module.
+
+        Returns, per module, ``(name in the reply, channel the module is asked for)`` pairs.
+        """
+        modules = self.serving_modules()
+        plan: dict[UserModule, list[tuple[str, str]]] = {module: [] for module in modules}
+        for name in names:
+            bare, dot, suffix = name.rpartition(".")
+            targets = [module for module in modules if dot and module.data_suffix == suffix]
+            if targets:
+                for module in targets:
+                    plan[module].append((name, bare))
+            else:
+                for module in modules:
+                    plan[module].append((name, name))
+        return {module: wanted for module, wanted in plan.items() if wanted}
+
+    async def known_channels(self) -> set[str]:
+        """Every channel name the server answers to, suffixed names included."""
+        names: set[str] = set()
+        listed = await self.handle(Request("GET", "/channels", internal=True))
+        if isinstance(listed.content, list):
+            names.update(e["name"] for e in listed.content if isinstance(e, dict) and "name" in e)
+        for module in self.serving_modules():
+            if module.data_suffix:
+                for entry in await module.get_channels():
+                    names.add(f"{entry['name']}.{module.data_suffix}")
+        return names
+
+    # ------------------------------------------------------------------------------------------
+    # running
+
+    async def serve(
+        self,
+        *,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until `request_shutdown`; reports the bound URLs once the port is open."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.supervisor.run)
+            if self._shutdown.is_set():
+                task_status.started([])
+                return
+            self._web_running = True
+            urls = await nursery.start(functools.partial(self._web, host, port))
+            logger.info("%s is served at %s", self.project.title, ", ".join(urls))
+            task_status.started(urls)
+        logger.info("stopped")
+
+    async def _web(self, host: str, port: int, *, task_status: trio.TaskStatus[list[str]]) -> None:
+        from ._web import serve_web  # quart and hypercorn load only when serving
+
+        try:
+            await serve_web(self, host, port, self._shutdown.wait, task_status=task_status)
+        finally:
+            self._web_running = False
+            self.supervisor.request_stop()
+
+    def request_shutdown(self) -> None:
+        """Stop serving: the web server first, then the modules."""
+        self._shutdown.set()
+        if not self._web_running:
+            self.supervisor.request_stop()
+
+    async def query(self, path: str) -> Response:
+        """Query mode: load and initialize modules (no ``_run``/``_loop``), answer one GET of
+        ``/api/PATH``, finalize the modules."""
+        parts = urllib.parse.urlsplit(path)
+        query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        request = Request("GET", parts.path.removeprefix("/api"), query, internal=True)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(functools.partial(self.supervisor.run, run_routines=False))
+            try:
+                return await self.handle(request)
+            finally:
+                self.supervisor.request_stop()
+
+
+def _build_modules(
+    project: Project, settings: ModuleSettings, command_mode: bool
+) -> list[UserModule]:
+    modules: list[UserModule] = []
+    used: set[str] = set()
+    for index, entry in enumerate(project.config.module):
+        if command_mode and not entry.enabled_for_commandline:
+            continue
+        base = entry.name or project.resolve(entry.file).stem
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}__{n}"
+        used.add(name)
+        modules.append(
+            UserModule(
+                name,
+                project.resolve(entry.file),
+                entry.parameters,
+                settings,
+                data_suffix=entry.data_suffix,
+                call_timeout=entry.call_timeout,
+                where=project.where("module", index),
+            )
+        )
+    return modules
+
+
+async def _call_builtin(route: Route, kwargs: dict[str, Any]) -> Any:
+    return await route.handler(**kwargs)
+
+
+def _module_invoker(module: UserModule) -> Any:
+    async def invoke(route: Route, kwargs: dict[str, Any]) -> Any:
+        label = f"web API {'|'.join(route.methods)} {route.path}"
+        try:
+            return await module.call(label, route.handler, **kwargs)
+        except (Exception, SystemExit) as exc:
+            module.record_error(label, f"{type(exc).__name__}: {exc}", exc)
+            raise HandlerFailed(
+                f"module {module.name}: {label}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    return invoke

@@ -1,0 +1,555 @@
+"""A user module on Trio: the seed's callback contract, one module per task.
+
+Lifecycle (`UserModule.run`), in the seed's order::
+
+    load (top-level code) → _setup(app[, params]) → _initialize(params)      ← "ready"
+    → _run() → _loop() repeatedly (or idle)                                   ← until stop
+    → _halt() → routines stop → _finalize()
+
+Where user code runs:
+
+- sync top-level code, ``_setup``, ``_initialize``, ``_run``, ``_loop``, ``_finalize``: on the
+  module's own thread (`ModuleThread`), as the seed promises;
+- sync ``_halt``, ``_get_channels``, ``_get_data``, ``_process_command`` and web-API handlers:
+  in worker threads drawn from the user-callback limiter (``system.user_threads``), so user
+  code can never take the threads the server's own I/O needs;
+- every ``async def`` callback: on the server's Trio loop, under the `guarded` watchdog.
+
+Request-side calls go through one gate per module (`UserModule.call`): one call in flight at a
+time, each with a deadline. A sync call past its deadline marks the module *stuck*; it is not
+called again until that call returns. A failing callback is recorded in `ModuleStatus` and
+logged; it never reaches other modules or the server.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import functools
+import logging
+import threading
+import time
+import traceback
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ._errors import ModuleStuck
+from ._modthread import ModuleThread
+from ._usercode import SlowStep, guarded, import_user_file, is_async_callable, leading_args
+from .webapi import WebApi
+
+logger = logging.getLogger("slowdash_trio.module")
+
+# The modules whose request-side gate the current (async) call chain holds: an async
+# callback that requests the API again (``await app.request_channels()``) may reach its own
+# module, and must not wait for the call it is part of.
+_inside_gate: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
+    "slowdash_inside_gate", default=frozenset()
+)
+
+
+class ModuleState(enum.StrEnum):
+    LOADING = "loading"
+    INITIALIZING = "initializing"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ModuleSettings:
+    """What every module of one server shares."""
+
+    app: Any  # the App passed to _setup
+    user_limiter: trio.CapacityLimiter
+    call_timeout: float = 10.0
+    watchdog_threshold: float = 0.05
+    stop_grace: float = 5.0
+    finalize_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    callback: str
+    message: str
+    traceback: str
+    time: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "callback": self.callback,
+            "message": self.message,
+            "traceback": self.traceback,
+            "time": self.time,
+        }
+
+
+class ModuleStatus:
+    """What is known about a module's health; shown in ``/api/config`` under ``user_module``."""
+
+    def __init__(self) -> None:
+        self.state = ModuleState.LOADING
+        self.error: ErrorRecord | None = None
+        self.error_count = 0
+        self.stuck: str | None = None
+        self.stuck_since: float | None = None
+        self.slow_steps = 0
+        self.last_slow: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": str(self.state),
+            "error": self.error.to_json() if self.error else None,
+            "error_count": self.error_count,
+            "stuck": {"callback": self.stuck, "since": self.stuck_since} if self.stuck else None,
+            "slow_steps": self.slow_steps,
+            "last_slow": self.last_slow,
+        }
+
+
+class _Call:
+    """One request-side call into a sync callback, as seen from both sides of the thread."""
+
+    __slots__ = ("done", "label", "lock", "phase", "started")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.lock = threading.Lock()
+        self.phase = "pending"  # pending → running → finished, or pending → withdrawn
+        self.done = trio.Event()
+        self.started = time.time()
+
+
+class UserModule:
+    """One user module: its file, its lifecycle task and its request-side gate."""
+
+    def __init__(
+        self,
+        name: str,
+        file: Path,
+        parameters: Mapping[str, Any],
+        settings: ModuleSettings,
+        *,
+        data_suffix: str | None = None,
+        call_timeout: float | None = None,
+        where: str = "",
+    ) -> None:
+        self.name = name
+        self.file = file
+        self.parameters = dict(parameters)
+        self.data_suffix = data_suffix
+        self.settings = settings
+        self.call_timeout = call_timeout or settings.call_timeout
+        self.where = where  # "SlowdashProject.yaml:7", for messages about the entry
+        self.status = ModuleStatus()
+        self.module: types.ModuleType | None = None
+        self.webapis: list[WebApi] = []
+        self.ready = trio.Event()  # set once initialized, or once loading failed
+        self._thread = ModuleThread(name)
+        self._stop = trio.Event()
+        self._stopping = False
+        self._busy: _Call | trio.Event | None = None  # the request-side call in flight
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # properties
+
+    @property
+    def is_serving(self) -> bool:
+        """Whether requests reach this module (initialized and not stopping)."""
+        return self.status.state == ModuleState.RUNNING
+
+    @property
+    def thread_ident(self) -> int | None:
+        return self._thread.ident
+
+    def callback(self, name: str) -> Callable[..., Any] | None:
+        fn = getattr(self.module, name, None) if self.module is not None else None
+        return fn if callable(fn) else None
+
+    # ------------------------------------------------------------------------------------------
+    # lifecycle
+
+    async def run(self, *, run_routines: bool = True) -> None:
+        """The module's whole life; returns after ``_finalize`` once `request_stop` was called.
+
+        With ``run_routines=False`` (query mode) ``_run``/``_loop`` are not started. If the
+        task is cancelled from outside (forced shutdown), ``_finalize`` still runs, bounded.
+        """
+        self._token = trio.lowlevel.current_trio_token()
+        try:
+            if not await self._load():
+                self.ready.set()
+                await self._stop.wait()
+                return
+            self._set_state(ModuleState.INITIALIZING)
+            await self._lifecycle_call("_setup", self.settings.app, self.parameters)
+            await self._lifecycle_call("_initialize", self.parameters)
+            if not self._stop.is_set():
+                self._set_state(ModuleState.RUNNING)
+            self.ready.set()
+            await self._serve(run_routines)
+        finally:
+            self.ready.set()
+            if self.module is not None:
+                await self._finalize()
+                self._set_state(ModuleState.STOPPED)
+            self._thread.close()
+
+    def request_stop(self) -> None:
+        """Ask the module to stop: ``_halt``, routines end, ``_finalize``."""
+        self._stop.set()
+
+    def mark_startup_timeout(self, seconds: float) -> None:
+        """Start-up waited ``seconds`` for this module; the server goes on without it."""
+        step = self._thread.busy_with or str(self.status.state)
+        self.record_error(
+            "startup",
+            f"not ready after {seconds:g} s (still in {step}); the server started without it",
+        )
+        self._set_state(ModuleState.ERROR)
+
+    async def _load(self) -> bool:
+        self._set_state(ModuleState.LOADING)
+        if not self.file.is_file():
+            self.record_error("load", f"no such file: {self.file} ({self.where})")
+            self._set_state(ModuleState.ERROR)
+            return False
+        try:
+            self.module = await self._thread.run("load", import_user_file, self.name, self.file)
+        except (Exception, SystemExit) as exc:
+            self.record_error("load", _describe(exc), exc)
+            self._set_state(ModuleState.ERROR)
+            return False
+        self.webapis = [v for v in vars(self.module).values() if isinstance(v, WebApi)]
+        return True
+
+    async def _lifecycle_call(self, name: str, *candidates: Any) -> bool:
+        """Call a thread-side callback if defined; True if it returned without raising."""
+        fn = self.callback(name)
+        if fn is None:
+            return True
+        args = leading_args(fn, *candidates)
+        try:
+            if is_async_callable(fn):
+                await self._guard(fn(*args), name)
+            else:
+                await self._thread.run(name, fn, *args)
+        except (Exception, SystemExit) as exc:
+            self.record_error(name, _describe(exc), exc)
+            return False
+        return True
+
+    async def _serve(self, run_routines: bool) -> None:
+        """Routines (``_run``, ``_loop``) until stop; then ``_halt`` and the stop grace."""
+        routines = trio.CancelScope()
+        routines_returned = trio.Event()
+
+        async def routines_task() -> None:
+            with routines:
+                try:
+                    if run_routines:
+                        await self._routines()
+                finally:
+                    routines_returned.set()
+                await trio.sleep_forever()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(routines_task)
+            await self._stop.wait()
+            self._set_state(ModuleState.STOPPING)
+            self._stopping = True
+            await self._halt()
+            busy = self._thread.busy_with
+            if busy is not None and not routines_returned.is_set():
+                # A sync routine runs on the module thread and cannot be cancelled: it gets
+                # the grace period to notice _halt() or return from this _loop() call.
+                with trio.move_on_after(self.settings.stop_grace):
+                    await routines_returned.wait()
+                if not routines_returned.is_set():
+                    self.record_error(
+                        "stop",
+                        f"{busy} did not return within {self.settings.stop_grace:g} s of stop; "
+                        "its thread is abandoned",
+                    )
+            routines.cancel()  # async routines stop here, at once
+
+    async def _routines(self) -> None:
+        if self.callback("_run") is not None and not self._stopping:
+            await self._lifecycle_call("_run")
+        if self.callback("_loop") is None:
+            return
+        while not self._stopping:
+            if not await self._lifecycle_call("_loop"):
+                logger.error("module %s: _loop raised; it is not called again", self.name)
+                return
+            await trio.lowlevel.checkpoint()  # an async _loop that never awaits must not hog
+
+    async def _halt(self) -> None:
+        fn = self.callback("_halt")
+        if fn is None:
+            return
+        try:
+            with trio.move_on_after(self.settings.stop_grace):
+                if is_async_callable(fn):
+                    await self._guard(fn(), "_halt")
+                else:
+                    await trio.to_thread.run_sync(
+                        fn, limiter=self.settings.user_limiter, abandon_on_cancel=True
+                    )
+        except (Exception, SystemExit) as exc:
+            self.record_error("_halt", _describe(exc), exc)
+
+    async def _finalize(self) -> None:
+        with trio.move_on_after(self.settings.finalize_timeout, shield=True) as scope:
+            await self._lifecycle_call("_finalize")
+        if scope.cancelled_caught:
+            self.record_error(
+                "_finalize",
+                f"did not finish within {self.settings.finalize_timeout:g} s"
+                + (f" (thread busy in {self._thread.busy_with})" if self._thread.busy_with else ""),
+            )
+
+    # ------------------------------------------------------------------------------------------
+    # request side
+
+    async def call(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a request-side callback through the module's gate.
+
+        One call in flight per module; the whole call, waiting included, is bounded by the
+        module's call deadline. Raises `ModuleStuck` when the module is stuck or the call
+        passes its deadline, and whatever the callback raised otherwise.
+        """
+        if id(self) in _inside_gate.get():
+            # Re-entered from this module's own async call, which is waiting for us.
+            if is_async_callable(fn):
+                return await self._guard(fn(*args, **kwargs), label)
+            return await trio.to_thread.run_sync(
+                functools.partial(fn, *args, **kwargs),
+                limiter=self.settings.user_limiter,
+                abandon_on_cancel=True,
+            )
+        if self.status.stuck is not None:
+            raise ModuleStuck(
+                f"module {self.name}: not called: {self.status.stuck} has not returned "
+                f"since {time.ctime(self.status.stuck_since)}"
+            )
+        call: _Call | None = None
+        with trio.move_on_after(self.call_timeout):
+            while self._busy is not None:
+                await self.wait_idle()
+                if self.status.stuck is not None:
+                    raise ModuleStuck(
+                        f"module {self.name}: not called: {self.status.stuck} is stuck"
+                    )
+            if is_async_callable(fn):
+                busy = self._busy = trio.Event()
+                token = _inside_gate.set(_inside_gate.get() | {id(self)})
+                try:
+                    return await self._guard(fn(*args, **kwargs), label)
+                finally:
+                    _inside_gate.reset(token)
+                    self._busy = None
+                    busy.set()
+            call = self._busy = _Call(label)
+            try:
+                return await trio.to_thread.run_sync(
+                    self._run_call,
+                    call,
+                    fn,
+                    args,
+                    kwargs,
+                    limiter=self.settings.user_limiter,
+                    abandon_on_cancel=True,
+                )
+            finally:
+                with call.lock:
+                    if call.phase == "pending":  # never started: nothing runs in a thread
+                        call.phase = "withdrawn"
+                        self._call_returned(call)
+        # the deadline passed
+        if call is not None and call.phase == "running":
+            self.status.stuck = label
+            self.status.stuck_since = call.started
+            self.record_error(
+                label, f"did not return within {self.call_timeout:g} s; module is stuck"
+            )
+        raise ModuleStuck(
+            f"module {self.name}: {label} did not return within {self.call_timeout:g} s"
+        )
+
+    async def wait_idle(self) -> None:
+        """Wait until no request-side call of this module is in flight."""
+        busy = self._busy
+        if isinstance(busy, _Call):
+            await busy.done.wait()
+        elif busy is not None:
+            await busy.wait()
+
+    def _run_call(
+        self, call: _Call, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        with call.lock:
+            if call.phase != "pending":
+                return None
+            call.phase = "running"
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with call.lock:
+                call.phase = "finished"
+            assert self._token is not None
+            try:
+                self._token.run_sync_soon(self._call_returned, call)
+            except trio.RunFinishedError:
+                pass
+
+    def _call_returned(self, call: _Call) -> None:
+        if self._busy is call:
+            self._busy = None
+        if self.status.stuck == call.label:
+            logger.warning(
+                "module %s: %s returned after %.1f s; the module is called again",
+                self.name,
+                call.label,
+                time.time() - call.started,
+            )
+            self.status.stuck = self.status.stuck_since = None
+        call.done.set()
+
+    async def get_channels(self) -> list[dict[str, Any]]:
+        """``_get_channels()`` with ``current: true`` added; [] if absent or failing."""
+        fn = self.callback("_get_channels")
+        if fn is None:
+            return []
+        result = await self._safe_call("_get_channels", fn)
+        if result is None:
+            return []
+        if not isinstance(result, list | tuple):
+            self.record_error("_get_channels", f"returned {type(result).__name__}, expected a list")
+            return []
+        channels = []
+        for entry in result:
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                self.record_error(
+                    "_get_channels", f"bad entry {entry!r}: expected {{'name': str, 'type': ...}}"
+                )
+                continue
+            channels.append({**entry, "current": entry.get("current", True)})
+        return channels
+
+    async def get_data(self, channel: str) -> Any:
+        """``_get_data(channel)``: a JSON value, or None (unknown channel, failure)."""
+        fn = self.callback("_get_data")
+        if fn is None:
+            return None
+        value = await self._safe_call("_get_data", fn, channel)
+        if value is not None:
+            problem = json_problem(value)
+            if problem is not None:
+                self.record_error("_get_data", f"channel {channel!r}: not JSON data: {problem}")
+                return None
+        return value
+
+    async def process_command(self, doc: dict[str, Any]) -> Any:
+        """``_process_command(doc)``: None (not handled), True/False, an int or a dict.
+
+        A callback that raises counts as handled, with an error (as in the original).
+        """
+        fn = self.callback("_process_command")
+        if fn is None:
+            return None
+        try:
+            return await self.call("_process_command", fn, doc)
+        except ModuleStuck:
+            raise
+        except (Exception, SystemExit) as exc:
+            self.record_error("_process_command", _describe(exc), exc)
+            return {"status": "error", "message": f"module {self.name}: {_describe(exc)}"}
+
+    async def _safe_call(self, label: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await self.call(label, fn, *args)
+        except ModuleStuck as exc:
+            logger.debug("%s", exc)
+            return None
+        except (Exception, SystemExit) as exc:
+            self.record_error(label, _describe(exc), exc)
+            return None
+
+    # ------------------------------------------------------------------------------------------
+    # recording
+
+    async def _guard(self, coro: Any, callback: str) -> Any:
+        return await guarded(coro, callback, self.settings.watchdog_threshold, self._on_slow)
+
+    def _on_slow(self, step: SlowStep) -> None:
+        self.status.slow_steps += 1
+        self.status.last_slow = {
+            "callback": step.callback,
+            "milliseconds": round(step.seconds * 1000, 1),
+            "time": time.time(),
+        }
+        logger.warning(
+            "module %s: async %s held the event loop for %.0f ms (threshold %.0f ms); "
+            "nothing else ran meanwhile: await something, or move blocking work to "
+            "trio.to_thread.run_sync",
+            self.name,
+            step.callback,
+            step.seconds * 1000,
+            self.settings.watchdog_threshold * 1000,
+        )
+
+    def record_error(self, callback: str, message: str, exc: BaseException | None = None) -> None:
+        text = "".join(traceback.format_exception(exc)) if exc is not None else ""
+        self.status.error = ErrorRecord(callback, message, text, time.time())
+        self.status.error_count += 1
+        logger.error(
+            "module %s: %s: %s%s", self.name, callback, message, "\n" + text if text else ""
+        )
+
+    def _set_state(self, state: ModuleState) -> None:
+        if self.status.state != state:
+            logger.debug("module %s: %s -> %s", self.name, self.status.state, state)
+            if self.status.state == ModuleState.ERROR and state == ModuleState.RUNNING:
+                logger.warning("module %s: ready after all; now running", self.name)
+            self.status.state = state
+
+    def __repr__(self) -> str:
+        return f"<UserModule {self.name} {self.status.state}>"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def json_problem(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` is not plain JSON data (None if it is)."""
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None  # NaN and infinities are sent as null
+    if depth > 64:
+        return "nested too deeply"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"key {key!r} is not a string"
+            problem = json_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if isinstance(value, list | tuple):
+        for item in value:
+            problem = json_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    return f"{type(value).__name__} value {value!r:.60}"

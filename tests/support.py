@@ -1,0 +1,88 @@
+"""Test helpers: projects built in a temporary directory, servers on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from slowdash_trio._config import ProjectConfig
+from slowdash_trio._project import Project
+from slowdash_trio._server import Server
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+MakeProject = Callable[..., Project]
+
+
+def build_project(
+    directory: Path,
+    modules: dict[str, str] | None = None,
+    *,
+    parameters: dict[str, Any] | None = None,
+    entries: dict[str, dict[str, Any]] | None = None,
+    system: dict[str, Any] | None = None,
+    **config: Any,
+) -> Project:
+    """A Project built in code (not through YAML), so that parameters can carry live Python
+    objects, such as an event list or a threading.Event, into user modules."""
+    module_entries = []
+    for name, source in (modules or {}).items():
+        write(directory / f"{name}.py", source)
+        entry = {"file": f"{name}.py", "parameters": dict(parameters or {})}
+        entry.update((entries or {}).get(name, {}))
+        module_entries.append(entry)
+    validated = ProjectConfig.model_validate(
+        {"module": module_entries, "system": system or {}, **config}
+    )
+    return Project(
+        directory=directory,
+        file=directory / "SlowdashProject.yaml",
+        config=validated,
+        name=config.get("name", "TestProject"),
+        title=config.get("title", "Test Project"),
+    )
+
+
+@asynccontextmanager
+async def serving(project: Project) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
+    """The project served on 127.0.0.1:0; yields the server and a client for it."""
+    server = Server(project)
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(
+            lambda task_status: server.serve(host="127.0.0.1", port=0, task_status=task_status)
+        )
+        async with httpx.AsyncClient(base_url=urls[0], timeout=30) as client:
+            try:
+                yield server, client
+            finally:
+                server.request_shutdown()
+
+
+@asynccontextmanager
+async def running(project: Project, *, run_routines: bool = True) -> AsyncIterator[Server]:
+    """The project's modules running, without HTTP; requests go through ``server.handle``."""
+    server = Server(project)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: server.supervisor.run(
+                run_routines=run_routines, task_status=task_status
+            )
+        )
+        try:
+            yield server
+        finally:
+            server.supervisor.request_stop()
