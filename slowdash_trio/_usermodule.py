@@ -15,17 +15,16 @@ Where user code runs:
   code can never take the threads the server's own I/O needs;
 - every ``async def`` callback: on the server's Trio loop, under the `guarded` watchdog.
 
-Request-side calls go through one gate per module (`UserModule.call`): one call in flight at a
-time, each with a deadline. A sync call past its deadline marks the module *stuck*; it is not
-called again until that call returns. A failing callback is recorded in `ModuleStatus` and
+Request-side calls have a deadline (`UserModule.call`). Sync ones go through one gate per
+module: one call in a worker thread at a time, in arrival order; a sync call past its deadline
+marks the module *stuck*, and it is not called again until that call returns. Async ones are
+cancelled at the deadline. A failing callback is recorded in `ModuleStatus` and
 logged; it never reaches other modules or the server.
 """
 
 from __future__ import annotations
 
-import contextvars
 import enum
-import functools
 import logging
 import threading
 import time
@@ -44,13 +43,6 @@ from ._usercode import SlowStep, guarded, import_user_file, is_async_callable, l
 from .webapi import WebApi
 
 logger = logging.getLogger("slowdash_trio.module")
-
-# The modules whose request-side gate the current (async) call chain holds: an async
-# callback that requests the API again (``await app.request_channels()``) may reach its own
-# module, and must not wait for the call it is part of.
-_inside_gate: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
-    "slowdash_inside_gate", default=frozenset()
-)
 
 
 class ModuleState(enum.StrEnum):
@@ -154,7 +146,9 @@ class UserModule:
         self._thread = ModuleThread(name)
         self._stop = trio.Event()
         self._stopping = False
-        self._busy: _Call | trio.Event | None = None  # the request-side call in flight
+        self._sync_routine: str | None = None  # "_run"/"_loop" while a sync one runs
+        self._gate = trio.Lock()  # one request-side call at a time, first come first served
+        self._thread_call: _Call | None = None  # the sync call in a worker thread, if any
         self._token: trio.lowlevel.TrioToken | None = None
 
     # ------------------------------------------------------------------------------------------
@@ -266,7 +260,7 @@ class UserModule:
             self._set_state(ModuleState.STOPPING)
             self._stopping = True
             await self._halt()
-            busy = self._thread.busy_with
+            busy = self._sync_routine
             if busy is not None and not routines_returned.is_set():
                 # A sync routine runs on the module thread and cannot be cancelled: it gets
                 # the grace period to notice _halt() or return from this _loop() call.
@@ -282,14 +276,27 @@ class UserModule:
 
     async def _routines(self) -> None:
         if self.callback("_run") is not None and not self._stopping:
-            await self._lifecycle_call("_run")
+            await self._routine("_run")
         if self.callback("_loop") is None:
             return
         while not self._stopping:
-            if not await self._lifecycle_call("_loop"):
+            if not await self._routine("_loop"):
                 logger.error("module %s: _loop raised; it is not called again", self.name)
                 return
             await trio.lowlevel.checkpoint()  # an async _loop that never awaits must not hog
+
+    async def _routine(self, name: str) -> bool:
+        """Run ``_run`` or ``_loop`` once. While a sync one runs, stop waits for it (grace
+        period) instead of cancelling at once, so its outcome is never lost."""
+        fn = self.callback(name)
+        sync = fn is not None and not is_async_callable(fn)
+        if sync:
+            self._sync_routine = name
+        try:
+            return await self._lifecycle_call(name)
+        finally:
+            if sync:
+                self._sync_routine = None
 
     async def _halt(self) -> None:
         fn = self.callback("_halt")
@@ -320,59 +327,44 @@ class UserModule:
     # request side
 
     async def call(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call a request-side callback through the module's gate.
+        """Call a request-side callback under the module's deadline.
 
-        One call in flight per module; the whole call, waiting included, is bounded by the
-        module's call deadline. Raises `ModuleStuck` when the module is stuck or the call
-        passes its deadline, and whatever the callback raised otherwise.
+        A sync callback runs in a worker thread, one call at a time per module in arrival
+        order; if it passes the deadline (waiting included) it is abandoned, the module is
+        marked stuck and not called again until that call returns. An async callback runs on
+        the Trio loop and is cancelled at the deadline; async calls need no gate, as they
+        interleave only where they await. Raises `ModuleStuck` when the module is stuck or
+        the call passes its deadline, and whatever the callback raised otherwise.
         """
-        if id(self) in _inside_gate.get():
-            # Re-entered from this module's own async call, which is waiting for us.
-            if is_async_callable(fn):
+        if is_async_callable(fn):
+            with trio.move_on_after(self.call_timeout):
                 return await self._guard(fn(*args, **kwargs), label)
-            return await trio.to_thread.run_sync(
-                functools.partial(fn, *args, **kwargs),
-                limiter=self.settings.user_limiter,
-                abandon_on_cancel=True,
-            )
-        if self.status.stuck is not None:
-            raise ModuleStuck(
-                f"module {self.name}: not called: {self.status.stuck} has not returned "
-                f"since {time.ctime(self.status.stuck_since)}"
-            )
+            message = f"did not return within {self.call_timeout:g} s; cancelled"
+            self.record_error(label, message)
+            raise ModuleStuck(f"module {self.name}: {label} {message}")
+        self._check_not_stuck()
         call: _Call | None = None
         with trio.move_on_after(self.call_timeout):
-            while self._busy is not None:
-                await self.wait_idle()
-                if self.status.stuck is not None:
-                    raise ModuleStuck(
-                        f"module {self.name}: not called: {self.status.stuck} is stuck"
-                    )
-            if is_async_callable(fn):
-                busy = self._busy = trio.Event()
-                token = _inside_gate.set(_inside_gate.get() | {id(self)})
+            async with self._gate:  # a trio.Lock is fair: callers are served in arrival order
+                if self._thread_call is not None:  # an abandoned call may still be running
+                    await self._thread_call.done.wait()
+                self._check_not_stuck()
+                call = self._thread_call = _Call(label)
                 try:
-                    return await self._guard(fn(*args, **kwargs), label)
+                    return await trio.to_thread.run_sync(
+                        self._run_call,
+                        call,
+                        fn,
+                        args,
+                        kwargs,
+                        limiter=self.settings.user_limiter,
+                        abandon_on_cancel=True,
+                    )
                 finally:
-                    _inside_gate.reset(token)
-                    self._busy = None
-                    busy.set()
-            call = self._busy = _Call(label)
-            try:
-                return await trio.to_thread.run_sync(
-                    self._run_call,
-                    call,
-                    fn,
-                    args,
-                    kwargs,
-                    limiter=self.settings.user_limiter,
-                    abandon_on_cancel=True,
-                )
-            finally:
-                with call.lock:
-                    if call.phase == "pending":  # never started: nothing runs in a thread
-                        call.phase = "withdrawn"
-                        self._call_returned(call)
+                    with call.lock:
+                        if call.phase == "pending":  # never started: nothing runs in a thread
+                            call.phase = "withdrawn"
+                            self._call_returned(call)
         # the deadline passed
         if call is not None and call.phase == "running":
             self.status.stuck = label
@@ -384,13 +376,18 @@ class UserModule:
             f"module {self.name}: {label} did not return within {self.call_timeout:g} s"
         )
 
+    def _check_not_stuck(self) -> None:
+        if self.status.stuck is not None:
+            raise ModuleStuck(
+                f"module {self.name}: not called: {self.status.stuck} has not returned "
+                f"since {time.ctime(self.status.stuck_since)}"
+            )
+
     async def wait_idle(self) -> None:
-        """Wait until no request-side call of this module is in flight."""
-        busy = self._busy
-        if isinstance(busy, _Call):
-            await busy.done.wait()
-        elif busy is not None:
-            await busy.wait()
+        """Wait until no sync request-side call of this module is in flight or queued."""
+        async with self._gate:
+            if self._thread_call is not None:
+                await self._thread_call.done.wait()
 
     def _run_call(
         self, call: _Call, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -411,8 +408,8 @@ class UserModule:
                 pass
 
     def _call_returned(self, call: _Call) -> None:
-        if self._busy is call:
-            self._busy = None
+        if self._thread_call is call:
+            self._thread_call = None
         if self.status.stuck == call.label:
             logger.warning(
                 "module %s: %s returned after %.1f s; the module is called again",

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from support import MakeProject, running
 
 from slowdash_trio._usermodule import ModuleState
@@ -50,6 +51,7 @@ def _finalize():
 ASYNC_RECORDER = """
 import threading
 import trio
+import trio.testing
 events = None
 looped = None
 count = 0
@@ -252,7 +254,10 @@ async def test_raising_lifecycle_callback_is_recorded(
     make_project: MakeProject, callback: str
 ) -> None:
     source = f"""
+    import threading
+    raised = threading.Event()
     def {callback}(*args):
+        raised.set()
         raise RuntimeError("boom in {callback}")
     """
     healthy = """
@@ -263,6 +268,10 @@ async def test_raising_lifecycle_callback_is_recorded(
     async with running(project) as server:
         reply = await server.app.request_data("answer")
         assert reply["answer"]["x"] == 42
+        if callback in ("_run", "_loop"):  # routines: wait until it ran, before stopping
+            module = server.modules[0].module
+            assert module is not None
+            await wait_for(module.raised)
     bad = server.modules[0]
     assert bad.status.error is not None
     assert bad.status.error.callback == callback
@@ -497,3 +506,61 @@ async def test_one_request_side_call_in_flight_per_module(make_project: MakeProj
                 nursery.start_soon(server.handle, Request("GET", "/data/a,b,c"))
         module = server.modules[0].module
         assert module is not None and module.overlaps == 0
+
+
+async def test_request_side_calls_are_served_in_arrival_order(make_project: MakeProject) -> None:
+    source = """
+    order = []
+    def _initialize(params):
+        global PARAMS
+        PARAMS = params
+    def _get_data(channel):
+        order.append(channel)
+        if channel == "first":
+            PARAMS["entered"].set()
+            PARAMS["release"].wait(60)
+        return 1
+    """
+    entered, release = threading.Event(), threading.Event()
+    project = make_project({"fifo": source}, parameters={"entered": entered, "release": release})
+    try:
+        async with running(project) as server:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(server.handle, Request("GET", "/data/first"))
+                await wait_for(entered)
+                later = [f"ch{i}" for i in range(8)]
+                for name in later:
+                    nursery.start_soon(server.handle, Request("GET", f"/data/{name}"))
+                    await trio.testing.wait_all_tasks_blocked()  # it is queued at the gate
+                release.set()
+            module = server.modules[0].module
+            assert module is not None and module.order == ["first", *later]
+    finally:
+        release.set()
+
+
+async def test_async_request_callback_past_its_deadline_is_cancelled(
+    make_project: MakeProject,
+) -> None:
+    source = """
+    import trio
+    cancelled = []
+    async def _get_data(channel):
+        if channel == "hang":
+            try:
+                await trio.sleep_forever()
+            finally:
+                cancelled.append(channel)
+        return 5
+    """
+    project = make_project({"hang": source}, entries={"hang": {"call_timeout": 0.2}})
+    async with running(project) as server:
+        hung = await server.handle(Request("GET", "/data/hang"))
+        fine = await server.handle(Request("GET", "/data/other"))  # not stuck: cancelled
+    module = server.modules[0]
+    assert hung.status == 404
+    assert fine.content["other"]["x"] == 5
+    assert module.module is not None and module.module.cancelled == ["hang"]
+    assert module.status.error is not None
+    assert module.status.error.message == "did not return within 0.2 s; cancelled"
+    assert module.status.stuck is None
