@@ -45,15 +45,20 @@ class ModuleThread:
         self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._busy_with: str | None = None
+        self._awaited: str | None = None
+        self._idle = trio.Event()
+        self._idle.set()
 
     @property
     def busy_with(self) -> str | None:
-        """The label of the job running now, if any."""
+        """The label of the job running on the thread now, if any."""
         return self._busy_with
 
     @property
-    def ident(self) -> int | None:
-        return self._thread.ident if self._thread is not None else None
+    def awaited(self) -> str | None:
+        """The label of the job a Trio task is waiting for, if any: set until that task has
+        its result in hand (so, unlike `busy_with`, never clear while a result is in transit)."""
+        return self._awaited
 
     async def run(self, label: str, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on this module's thread and return its result (or raise)."""
@@ -64,9 +69,19 @@ class ModuleThread:
             self._thread.start()
         job = _Job(label, fn, args)
         self._jobs.put(job)
-        await job.done.wait()
+        self._awaited, self._idle = label, trio.Event()
+        try:
+            await job.done.wait()
+        finally:
+            self._awaited = None
+            self._idle.set()
         assert job.result is not None
         return job.result.unwrap()
+
+    async def wait_not_awaited(self) -> None:
+        """Wait until no Trio task waits for a job (the last one's result was picked up, or
+        its waiter was cancelled)."""
+        await self._idle.wait()
 
     def close(self) -> None:
         """Let the thread end once its queued jobs are done."""

@@ -25,12 +25,13 @@ logged; it never reaches other modules or the server.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,8 +146,7 @@ class UserModule:
         self.ready = trio.Event()  # set once initialized, or once loading failed
         self._thread = ModuleThread(name)
         self._stop = trio.Event()
-        self._stopping = False
-        self._sync_routine: str | None = None  # "_run"/"_loop" while a sync one runs
+        self._stopping = False  # set at stop: no further step starts on the module thread
         self._gate = trio.Lock()  # one request-side call at a time, first come first served
         self._thread_call: _Call | None = None  # the sync call in a worker thread, if any
         self._token: trio.lowlevel.TrioToken | None = None
@@ -159,10 +159,6 @@ class UserModule:
         """Whether requests reach this module (initialized and not stopping)."""
         return self.status.state == ModuleState.RUNNING
 
-    @property
-    def thread_ident(self) -> int | None:
-        return self._thread.ident
-
     def callback(self, name: str) -> Callable[..., Any] | None:
         fn = getattr(self.module, name, None) if self.module is not None else None
         return fn if callable(fn) else None
@@ -173,26 +169,26 @@ class UserModule:
     async def run(self, *, run_routines: bool = True) -> None:
         """The module's whole life; returns after ``_finalize`` once `request_stop` was called.
 
-        With ``run_routines=False`` (query mode) ``_run``/``_loop`` are not started. If the
-        task is cancelled from outside (forced shutdown), ``_finalize`` still runs, bounded.
+        With ``run_routines=False`` (query mode) ``_run``/``_loop`` are not started. Stop
+        reaches the module in any phase, start-up included. If the task is cancelled from
+        outside (forced shutdown), ``_finalize`` still runs, bounded.
         """
         self._token = trio.lowlevel.current_trio_token()
         try:
-            if not await self._load():
-                self.ready.set()
-                await self._stop.wait()
-                return
-            self._set_state(ModuleState.INITIALIZING)
-            await self._lifecycle_call("_setup", self.settings.app, self.parameters)
-            await self._lifecycle_call("_initialize", self.parameters)
-            if not self._stop.is_set():
+            if await self._stoppable(self._start) and self.module is not None:
                 self._set_state(ModuleState.RUNNING)
             self.ready.set()
-            await self._serve(run_routines)
+            if self.module is not None and not self._stop.is_set():
+                await self._stoppable(
+                    functools.partial(self._routines, run_routines), on_stop=self._halt
+                )
+            else:
+                await self._stop.wait()
         finally:
             self.ready.set()
             if self.module is not None:
                 await self._finalize()
+            if self.module is not None or self.status.state != ModuleState.ERROR:
                 self._set_state(ModuleState.STOPPED)
             self._thread.close()
 
@@ -209,20 +205,26 @@ class UserModule:
         )
         self._set_state(ModuleState.ERROR)
 
-    async def _load(self) -> bool:
+    async def _start(self) -> None:
+        """Load (top-level code), ``_setup``, ``_initialize``."""
         self._set_state(ModuleState.LOADING)
         if not self.file.is_file():
             self.record_error("load", f"no such file: {self.file} ({self.where})")
             self._set_state(ModuleState.ERROR)
-            return False
+            return
         try:
-            self.module = await self._thread.run("load", import_user_file, self.name, self.file)
+            module = await self._thread.run("load", import_user_file, self.name, self.file)
         except (Exception, SystemExit) as exc:
             self.record_error("load", _describe(exc), exc)
             self._set_state(ModuleState.ERROR)
-            return False
-        self.webapis = [v for v in vars(self.module).values() if isinstance(v, WebApi)]
-        return True
+            return
+        self.module = module
+        self.webapis = [v for v in vars(module).values() if isinstance(v, WebApi)]
+        self._set_state(ModuleState.INITIALIZING)
+        if not self._stopping:
+            await self._lifecycle_call("_setup", self.settings.app, self.parameters)
+        if not self._stopping:
+            await self._lifecycle_call("_initialize", self.parameters)
 
     async def _lifecycle_call(self, name: str, *candidates: Any) -> bool:
         """Call a thread-side callback if defined; True if it returned without raising."""
@@ -240,76 +242,73 @@ class UserModule:
             return False
         return True
 
-    async def _serve(self, run_routines: bool) -> None:
-        """Routines (``_run``, ``_loop``) until stop; then ``_halt`` and the stop grace."""
-        routines = trio.CancelScope()
-        routines_returned = trio.Event()
+    async def _stoppable(
+        self,
+        body: Callable[[], Awaitable[None]],
+        *,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
+        """Run ``body`` until it returns (True) or stop ends it (False).
 
-        async def routines_task() -> None:
-            with routines:
-                try:
-                    if run_routines:
-                        await self._routines()
-                finally:
-                    routines_returned.set()
-                await trio.sleep_forever()
+        On stop, ``on_stop`` runs first; then async code is cancelled at once, while a sync
+        callback running on the module thread, which cannot be interrupted, first gets the
+        grace period to return; past it, its thread is abandoned.
+        """
+        scope = trio.CancelScope()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(routines_task)
+        async def stop_watcher() -> None:
             await self._stop.wait()
-            self._set_state(ModuleState.STOPPING)
-            self._stopping = True
-            await self._halt()
-            busy = self._sync_routine
-            if busy is not None and not routines_returned.is_set():
-                # A sync routine runs on the module thread and cannot be cancelled: it gets
-                # the grace period to notice _halt() or return from this _loop() call.
+            self._stopping = True  # no further step starts on the module thread
+            if on_stop is not None:
+                await on_stop()
+            busy = self._thread.awaited
+            if busy is not None:
                 with trio.move_on_after(self.settings.stop_grace):
-                    await routines_returned.wait()
-                if not routines_returned.is_set():
+                    await self._thread.wait_not_awaited()
+                if self._thread.awaited is not None:
                     self.record_error(
                         "stop",
                         f"{busy} did not return within {self.settings.stop_grace:g} s of stop; "
                         "its thread is abandoned",
                     )
-            routines.cancel()  # async routines stop here, at once
+            scope.cancel()
 
-    async def _routines(self) -> None:
-        if self.callback("_run") is not None and not self._stopping:
-            await self._routine("_run")
-        if self.callback("_loop") is None:
-            return
-        while not self._stopping:
-            if not await self._routine("_loop"):
-                logger.error("module %s: _loop raised; it is not called again", self.name)
-                return
-            await trio.lowlevel.checkpoint()  # an async _loop that never awaits must not hog
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_watcher)
+            with scope:
+                await body()
+            nursery.cancel_scope.cancel()
+        return not scope.cancelled_caught
 
-    async def _routine(self, name: str) -> bool:
-        """Run ``_run`` or ``_loop`` once. While a sync one runs, stop waits for it (grace
-        period) instead of cancelling at once, so its outcome is never lost."""
-        fn = self.callback(name)
-        sync = fn is not None and not is_async_callable(fn)
-        if sync:
-            self._sync_routine = name
-        try:
-            return await self._lifecycle_call(name)
-        finally:
-            if sync:
-                self._sync_routine = None
+    async def _routines(self, run_routines: bool) -> None:
+        """``_run``, then ``_loop`` repeatedly; then serve requests until stopped."""
+        if run_routines:
+            if self.callback("_run") is not None and not self._stopping:
+                await self._lifecycle_call("_run")
+            if self.callback("_loop") is not None:
+                while not self._stopping:
+                    if not await self._lifecycle_call("_loop"):
+                        logger.error("module %s: _loop raised; not called again", self.name)
+                        break
+                    await trio.lowlevel.checkpoint()  # an async _loop that never awaits
+        await trio.sleep_forever()
 
     async def _halt(self) -> None:
+        """At stop (no further ``_loop`` call starts): ``_halt()`` asks ``_run`` to return."""
+        self._set_state(ModuleState.STOPPING)
         fn = self.callback("_halt")
         if fn is None:
             return
         try:
-            with trio.move_on_after(self.settings.stop_grace):
+            with trio.move_on_after(self.settings.stop_grace) as scope:
                 if is_async_callable(fn):
                     await self._guard(fn(), "_halt")
                 else:
                     await trio.to_thread.run_sync(
                         fn, limiter=self.settings.user_limiter, abandon_on_cancel=True
                     )
+            if scope.cancelled_caught:
+                self.record_error("_halt", f"did not return within {self.settings.stop_grace:g} s")
         except (Exception, SystemExit) as exc:
             self.record_error("_halt", _describe(exc), exc)
 

@@ -89,9 +89,10 @@ async def test_sync_lifecycle_order_on_one_dedicated_thread(make_project: MakePr
     events: list[tuple[str, int]] = []
     looped = threading.Event()
     project = make_project({"rec": RECORDER}, parameters={"events": events, "looped": looped})
-    async with running(project):
+    async with running(project) as server:
         await wait_for(looped)
     assert names(events) == ["load", "_setup", "_initialize", "_loop", "_finalize"]
+    assert server.modules[0].status.error is None  # a clean stop records nothing
     threads = {ident for _, ident in events}
     assert len(threads) == 1, "top level and all thread-side callbacks share one thread"
     assert threads != {threading.get_ident()}, "...which is not the Trio thread"
@@ -101,9 +102,10 @@ async def test_async_callbacks_run_on_the_trio_thread_in_order(make_project: Mak
     events: list[tuple[str, int]] = []
     looped = threading.Event()
     project = make_project({"rec": ASYNC_RECORDER}, parameters={"events": events, "looped": looped})
-    async with running(project):
+    async with running(project) as server:
         await wait_for(looped)
     assert names(events) == ["_setup", "_initialize", "_loop", "_finalize"]
+    assert server.modules[0].status.error is None
     assert {ident for _, ident in events} == {threading.get_ident()}
 
 
@@ -137,8 +139,9 @@ async def test_run_and_halt_then_loop_then_finalize(make_project: MakeProject) -
     events: list[tuple[str, int]] = []
     started = threading.Event()
     project = make_project({"runner": source}, parameters={"events": events, "started": started})
-    async with running(project):
+    async with running(project) as server:
         await wait_for(started)
+    assert server.modules[0].status.error is None
     order = names(events)
     assert order[:3] == ["_run", "_halt", "_run returns"]
     # after _halt the stop flag is up: _loop is not started any more, _finalize runs
@@ -564,3 +567,49 @@ async def test_async_request_callback_past_its_deadline_is_cancelled(
     assert module.status.error is not None
     assert module.status.error.message == "did not return within 0.2 s; cancelled"
     assert module.status.stuck is None
+
+
+async def test_stop_reaches_a_module_hung_in_sync_initialize(make_project: MakeProject) -> None:
+    source = """
+    def _initialize(params):
+        params["hang"].wait(60)
+    def _finalize():
+        pass
+    """
+    hang = threading.Event()
+    project = make_project(
+        {"hung": source},
+        parameters={"hang": hang},
+        system={
+            "module_startup_timeout": 0.2,
+            "module_stop_grace": 0.2,
+            "module_finalize_timeout": 0.2,
+        },
+    )
+    try:
+        with trio.fail_after(20):  # shutdown completes although _initialize never returns
+            async with running(project) as server:
+                assert server.modules[0].status.state == ModuleState.ERROR
+        status = server.modules[0].status
+        assert status.state == ModuleState.STOPPED
+        messages = [status.error.message] if status.error else []
+        assert status.error_count == 3  # start-up wait, stop grace, _finalize behind it
+        assert "_finalize" in (status.error.callback if status.error else "")
+        assert "thread busy in _initialize" in messages[0]
+    finally:
+        hang.set()
+
+
+async def test_stop_cancels_an_async_setup_at_once(make_project: MakeProject) -> None:
+    source = """
+    import trio
+    async def _setup(app):
+        await trio.sleep_forever()
+    """
+    project = make_project(
+        {"hung": source}, system={"module_startup_timeout": 0.2, "module_stop_grace": 60}
+    )
+    with trio.fail_after(10):  # far below the grace: async code is cancelled at once
+        async with running(project) as server:
+            pass
+    assert server.modules[0].status.state == ModuleState.STOPPED
