@@ -134,6 +134,8 @@ class Request:
                 self._json = json.loads(self.body)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise BadRequest("the request body is JSON nested too deeply") from None
         return self._json
 
     def __repr__(self) -> str:

@@ -79,7 +79,14 @@ def test_request_body_json_and_query_dict_bindings() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "fragment"), [(b"{oops", "not valid JSON"), (b"", "empty"), (b"[1]", "JSON object")]
+    ("body", "fragment"),
+    [
+        (b"{oops", "not valid JSON"),
+        (b"", "empty"),
+        (b"[1]", "JSON object"),
+        (b"\xff\xfe{", "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
 )
 def test_bad_json_bodies_are_bad_requests(body: bytes, fragment: str) -> None:
     def handler(doc: DictJSON) -> None: ...
