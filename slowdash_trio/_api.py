@@ -73,7 +73,8 @@ def core_api(server: Server) -> WebApi:
         absent = [name for name in requested if not content or name not in content]
         if not absent:
             return merged
-        unknown = [name for name in absent if name not in await server.known_channels()]
+        known = await server.known_channels()
+        unknown = [name for name in absent if name not in known]
         if not unknown:
             return merged if merged is not None else Response({})
         if len(unknown) == len(requested):

@@ -324,3 +324,26 @@ async def test_user_content_is_not_overridden_by_builtin_refusals(
     assert (virtual.status, virtual.content) == (200, {"generated": "virtual"})
     assert absent.status == 400
     assert "expected NAME.EXT" in absent.content["message"]
+
+
+async def test_bad_values_from_modules_are_recorded_not_sent(
+    make_project: MakeProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = """
+    def _get_channels():
+        return [{"name": "ok"}, {"nom": "typo"}, "text", {"name": 5}]
+    def _get_data(channel):
+        return {"ok": 1.0, "set": {1, 2}, "keys": {1: "a"}}.get(channel)
+    """
+    async with running(make_project({"sloppy": source})) as server:
+        channels = await get(server, "/channels")
+        data = await get(server, "/data/ok,set,keys")
+    assert channels.content == [{"name": "ok", "current": True}]
+    assert set(data.content) == {"ok"}
+    logged = [r.getMessage() for r in caplog.records if r.name == "slowdash_trio.module"]
+    assert "module sloppy: _get_data: channel 'set': not JSON data: set value {1, 2}" in logged
+    assert (
+        "module sloppy: _get_data: channel 'keys': not JSON data: key 1 is not a string" in logged
+    )
+    assert sum("_get_channels: bad entry" in m for m in logged) == 6  # two listings, 3 each
+    assert server.modules[0].status.error_count == 8
