@@ -175,7 +175,8 @@ class UserModule:
         """
         self._token = trio.lowlevel.current_trio_token()
         try:
-            if await self._stoppable(self._start) and self.module is not None:
+            started = await self._stoppable(self._start)
+            if started and self.module is not None and not self._stopping:
                 self._set_state(ModuleState.RUNNING)
             self.ready.set()
             if self.module is not None and not self._stop.is_set():

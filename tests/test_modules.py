@@ -613,3 +613,38 @@ async def test_stop_cancels_an_async_setup_at_once(make_project: MakeProject) ->
         async with running(project) as server:
             pass
     assert server.modules[0].status.state == ModuleState.STOPPED
+
+
+async def test_stop_during_startup_skips_the_remaining_steps(
+    make_project: MakeProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = """
+    def _setup(app, params):
+        global PARAMS
+        PARAMS = params
+        params["entered"].set()
+        params["release"].wait(60)
+    def _initialize(params):
+        params["events"].append("_initialize")
+    def _finalize():
+        PARAMS["events"].append("_finalize")
+    """
+    entered, release = threading.Event(), threading.Event()
+    events: list[str] = []
+    project = make_project(
+        {"slow": source},
+        parameters={"entered": entered, "release": release, "events": events},
+        system={"module_startup_timeout": 0.2, "module_stop_grace": 30},
+    )
+    try:
+        with caplog.at_level(logging.DEBUG, logger="slowdash_trio.module"):
+            async with running(project) as server:
+                await wait_for(entered)
+                server.supervisor.request_stop()  # while _setup runs...
+                await trio.testing.wait_all_tasks_blocked()  # ...stop waits out the grace
+                release.set()  # _setup returns within it
+        assert events == ["_finalize"]  # _initialize skipped, _finalize still runs
+        assert server.modules[0].status.state == ModuleState.STOPPED
+        assert not any("-> running" in r.getMessage() for r in caplog.records)
+    finally:
+        release.set()
