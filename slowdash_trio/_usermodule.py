@@ -38,6 +38,8 @@ from typing import Any
 
 import trio
 
+from slowdash_controls import StopScope, stop_scope
+
 from ._errors import ModuleStuck
 from ._modthread import ModuleThread
 from ._usercode import SlowStep, guarded, import_user_file, is_async_callable, leading_args
@@ -150,6 +152,8 @@ class UserModule:
         self._gate = trio.Lock()  # one request-side call at a time, first come first served
         self._thread_call: _Call | None = None  # the sync call in a worker thread, if any
         self._token: trio.lowlevel.TrioToken | None = None
+        # what ControlSystem.stop()/is_stop_requested() mean in this module's code
+        self.stop_scope = StopScope(f"module {name}")
 
     # ------------------------------------------------------------------------------------------
     # properties
@@ -174,6 +178,10 @@ class UserModule:
         outside (forced shutdown), ``_finalize`` still runs, bounded.
         """
         self._token = trio.lowlevel.current_trio_token()
+        with stop_scope(self.stop_scope, token=self._token):
+            await self._life(run_routines)
+
+    async def _life(self, run_routines: bool) -> None:
         try:
             started = await self._stoppable(self._start)
             if started and self.module is not None and not self._stopping:
@@ -195,6 +203,7 @@ class UserModule:
 
     def request_stop(self) -> None:
         """Ask the module to stop: ``_halt``, routines end, ``_finalize``."""
+        self.stop_scope.request_stop(f"module {self.name} stopped")
         self._stop.set()
 
     def mark_startup_timeout(self, seconds: float) -> None:
@@ -336,6 +345,10 @@ class UserModule:
         interleave only where they await. Raises `ModuleStuck` when the module is stuck or
         the call passes its deadline, and whatever the callback raised otherwise.
         """
+        with stop_scope(self.stop_scope, token=self._token):
+            return await self._call(label, fn, *args, **kwargs)
+
+    async def _call(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if is_async_callable(fn):
             with trio.move_on_after(self.call_timeout):
                 return await self._guard(fn(*args, **kwargs), label)

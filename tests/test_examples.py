@@ -67,7 +67,14 @@ async def test_usermodule_webapi_examples() -> None:
         }
 
 
-@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()))
+PROJECTS = sorted(p.name for p in EXAMPLES.iterdir() if (p / "SlowdashProject.yaml").is_file())
+
+
+def test_the_project_examples_are_found() -> None:
+    assert {"worldclock", "usermodule-webapi"} <= set(PROJECTS)
+
+
+@pytest.mark.parametrize("example", PROJECTS)
 async def test_every_example_loads_cleanly(example: str) -> None:
     project = load_project(EXAMPLES / example)
     assert project.warnings == ()

@@ -648,3 +648,51 @@ async def test_stop_during_startup_skips_the_remaining_steps(
         assert not any("-> running" in r.getMessage() for r in caplog.records)
     finally:
         release.set()
+
+
+STOP_AWARE = """
+from slowdash_controls import ControlSystem
+events = ended = None
+ctrl = ControlSystem()
+
+def _setup(app, params):
+    global events, ended
+    events, ended = params["events"], params["ended"]
+
+def _run():
+    events.append("run")
+    while not ControlSystem.is_stop_requested():
+        ctrl.sleep(3600)          # the control library's sleep wakes on this module's stop
+    events.append("run ended")
+    ended.set()
+
+def stop_myself():
+    ControlSystem.stop()         # the seed's class-level call: means this module
+"""
+
+SIBLING = """
+from slowdash_controls import ControlSystem
+def _get_data(channel):
+    return ControlSystem.is_stop_requested()
+"""
+
+
+async def test_control_library_stop_calls_mean_the_module_they_run_in(
+    make_project: MakeProject,
+) -> None:
+    events: list[str] = []
+    ended = threading.Event()
+    project = make_project(
+        modules={"aware": STOP_AWARE, "sibling": SIBLING},
+        parameters={"events": events, "ended": ended},
+    )
+    with trio.fail_after(30):
+        async with running(project) as server:
+            aware, sibling = server.modules
+            assert await sibling.get_data("x") is False
+            await aware.call("stop_myself", aware.module.stop_myself)
+            assert aware.stop_scope.is_stop_requested()
+            assert not sibling.stop_scope.is_stop_requested()
+            assert await sibling.get_data("x") is False  # the sibling is not stopped
+            await wait_for(ended)  # the module's own _run saw the stop and returned
+    assert events == ["run", "run ended"]
