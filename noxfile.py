@@ -61,3 +61,7 @@ def bench(session: nox.Session) -> None:
                 "fall back to a pure-Python client, whose own CPU use lowers the figures"
             )
     session.run("python", "benchmarks/run_all.py", *session.posargs, env=dict(os.environ))
+    # the control library against the original SlowPy (its client and its SCPI server),
+    # installed here only as the baseline: slowdash-trio never imports it
+    session.install("slowpy==0.4.0")
+    session.run("python", "benchmarks/scpi_bench.py", env=dict(os.environ))

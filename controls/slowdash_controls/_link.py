@@ -19,11 +19,10 @@ Errors are translated here, once: ``OSError`` and Trio's broken/closed stream er
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -207,33 +206,15 @@ class Link(Generic[R]):
         if resource is not None:
             await self._close(resource)
 
-    @contextlib.asynccontextmanager
-    async def transaction(
-        self, timeout: float | None, *, command: str | None = None
-    ) -> AsyncIterator[R]:
+    def transaction(self, timeout: float | None, *, command: str | None = None) -> Transaction[R]:
         """Exclusive use of the connection for one exchange, under a deadline.
 
-        A broken link inside becomes :class:`DeviceConnectionError` (and the link is marked
-        down); an expired ``timeout`` becomes :class:`DeviceTimeout`. What the caller does
-        about a late reply (flush, reconnect) is its own business.
+        ``async with link.transaction(timeout) as connection: ...``. A broken link inside
+        becomes :class:`DeviceConnectionError` (and the link is marked down); an expired
+        ``timeout`` becomes :class:`DeviceTimeout`. What the caller does about a late reply
+        (flush, reconnect) is its own business.
         """
-        _, lock = self._loop_locks()
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
-        try:
-            with trio.fail_at(deadline):
-                async with lock:
-                    resource = await self.connect()
-                    try:
-                        yield resource
-                    except LINK_ERRORS as exc:
-                        await self.mark_broken(exc)
-                        raise DeviceConnectionError(
-                            f"link broken: {_describe(exc)}", address=self.address
-                        ) from exc
-        except trio.TooSlowError as exc:
-            raise DeviceTimeout(
-                "no answer", address=self.address, timeout=timeout, command=command
-            ) from exc
+        return Transaction(self, timeout, command)
 
     async def aclose(self) -> None:
         """Close the connection for good; later operations fail."""
@@ -270,3 +251,79 @@ def _describe(exc: BaseException | str) -> str:
     if not text and cause is not None:
         text = str(cause)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Transaction(Generic[R]):
+    """``Link.transaction()``: lock, connect, deadline and error mapping for one exchange.
+
+    Written as a class rather than with ``asynccontextmanager``, and taking the lock without a
+    scheduler pass when it is free: this is on the path of every device query.
+    """
+
+    __slots__ = ("_command", "_link", "_lock", "_scope", "_timeout")
+
+    def __init__(self, link: Link[R], timeout: float | None, command: str | None) -> None:
+        self._link = link
+        self._timeout = timeout
+        self._command = command
+        self._scope: trio.CancelScope | None = None
+        self._lock: trio.Lock | None = None
+
+    async def __aenter__(self) -> R:
+        link = self._link
+        if self._timeout is not None:
+            scope = self._scope = trio.CancelScope(deadline=trio.current_time() + self._timeout)
+            scope.__enter__()
+        try:
+            _, lock = link._loop_locks()
+            try:
+                lock.acquire_nowait()
+            except trio.WouldBlock:
+                await lock.acquire()
+            self._lock = lock
+            try:
+                return await link.connect()
+            except BaseException:
+                self._release()
+                raise
+        except BaseException as exc:
+            self._exit_scope(exc)
+            raise  # not reached when the deadline expired: _exit_scope raised DeviceTimeout
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: object,
+    ) -> None:
+        try:
+            if isinstance(exc, LINK_ERRORS):
+                await self._link.mark_broken(exc)
+                raise DeviceConnectionError(
+                    f"link broken: {_describe(exc)}", address=self._link.address
+                ) from exc
+        except BaseException as error:
+            self._release()
+            self._exit_scope(error)
+            raise
+        self._release()
+        self._exit_scope(exc)
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _exit_scope(self, exc: BaseException | None) -> None:
+        """Leave the deadline scope; its expiry becomes DeviceTimeout (never swallowed)."""
+        scope, self._scope = self._scope, None
+        if scope is None:
+            return
+        scope.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+        if scope.cancelled_caught:
+            raise DeviceTimeout(
+                "no answer",
+                address=self._link.address,
+                timeout=self._timeout,
+                command=self._command,
+            ) from exc

@@ -104,8 +104,12 @@ class ControlNode:
     ) -> Any:
         if local:
             return run_inline(afn(*args))
-        what = f"{self._label()}.{aio_name.removeprefix('aio_')}()"
-        return run_sync(afn, *args, what=what, aio_name=aio_name)
+        return run_sync(
+            afn,
+            *args,
+            what=lambda: f"{self._label()}.{aio_name.removeprefix('aio_')}()",
+            aio_name=aio_name,
+        )
 
     # ---- waiting and stopping -----------------------------------------------------------
     def is_stop_requested(self) -> bool:
