@@ -11,7 +11,7 @@ nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 RUFF = "ruff==0.17.6"
-MYPY = ["mypy==2.4.1", "types-PyYAML"]
+MYPY = ["mypy==2.4.1", "types-PyYAML", "types-pyserial"]
 
 
 @nox.session

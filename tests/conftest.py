@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from support import MakeProject, build_project
 
+# the device-simulation kit, enabled as users enable it in their own test suites
+pytest_plugins = ["slowdash_controls.pytest_plugin"]
+
 
 @pytest.fixture
 def make_project(tmp_path: Path) -> MakeProject:

@@ -12,10 +12,12 @@
     shell = eth.telnet(prompt="> ").command("status") # Telnet: get() returns the output
 
 A transport node keeps its connection in a :class:`Link` (lazy connect, capped back-off
-reconnect, ``node.link.status``). Everything received goes through one receive buffer per
-connection, so lines, SCPI replies and chunks can be mixed: a line ends at CR, LF or CRLF
-(a CRLF never yields an extra empty line), and a line longer than ``max_line_length`` is a
-:class:`RemoteProtocolError`, as is a reply that is not valid in ``encoding``.
+reconnect, ``node.link.status``). Lines are framed by the SCPI core's ``LineBuffer``, one per
+connection, so lines, SCPI replies and chunks can be mixed: a line ends at CR, LF or CRLF (a
+CRLF never yields an extra empty line), block data inside an SCPI reply is kept whole, and a
+line longer than ``max_line_length`` bytes, or one that is not UTF-8, is a
+:class:`RemoteProtocolError`. Text is UTF-8 both ways (SCPI is ASCII); other encodings can be
+sent as bytes.
 
 Exchanges and the unread reply
 ------------------------------
@@ -31,28 +33,30 @@ told apart from the next one (serial lines carry no sequence numbers).
 
 Raw reads (``get()``, ``do_get_line()``, ``do_get_chunk()``) that time out leave the
 connection as it is, so a script can keep waiting for a slow device's answer; a raw ``set()``
-interrupted in the middle of sending marks it stale (part of a line went out).
+interrupted in the middle of sending marks it stale (part of a line went out). Nothing is
+ever sent twice: the operation that finds the link broken raises, the next one reconnects.
 
 Differences from SlowPy, on purpose: errors raise (:class:`DeviceTimeout`,
 :class:`DeviceConnectionError`, :class:`RemoteProtocolError`) instead of returning ``None`` or
 ``''``; a command that contains a query (``V0 10;*OPC?``, or any command with
 ``append_opc=True``) reads its reply inside the same exchange and returns it, where SlowPy
 leaves it unread unless ``sync=True`` and later reads get out of step; SCPI lines are sent with
-LF by default (SlowPy: CR); a definite-length block reply (``#<n><len><bytes>``) is returned as
-``bytes``.
+LF by default (SlowPy: CR); replies are stripped of surrounding blanks, and block data
+(``#<n><len><bytes>``) is returned as ``bytes``; ``scpi()`` and ``telnet()`` use the
+transport's ``timeout`` unless given their own.
 """
 
 from __future__ import annotations
 
 import os
-import select
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
-from ._errors import RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
 from ._link import Link, LinkState
 from ._node import ControlNode, ControlValueNode
 from ._scpi import (
@@ -154,8 +158,7 @@ class TelnetFilter:
 
 def _pending(framer: LineBuffer) -> bytes:
     """The incomplete last line held by ``framer``, as received."""
-    # TODO(_scpi): use a public LineBuffer accessor once there is one
-    return bytes(framer._buf)
+    return framer.pending_bytes()
 
 
 def _expects_reply(command: str) -> bool:
@@ -180,6 +183,11 @@ def _direct_fd(stream: trio.abc.Stream) -> int:
     return -1
 
 
+def _close_quietly(sock: trio.socket.SocketType) -> None:
+    if sock.fileno() != -1:
+        os.close(sock.detach())
+
+
 class _Connection:
     """An open stream, its line framer, and whether an exchange on it was cut short.
 
@@ -189,7 +197,17 @@ class _Connection:
     streams in tests) go through ``send_all`` / ``receive_some``.
     """
 
-    __slots__ = ("address", "fd", "framer", "greeted", "lines", "stale", "stream", "telnet")
+    __slots__ = (
+        "__weakref__",
+        "address",
+        "fd",
+        "framer",
+        "greeted",
+        "lines",
+        "stale",
+        "stream",
+        "telnet",
+    )
 
     def __init__(
         self, stream: trio.abc.Stream, address: str, max_line_length: int, *, blocks: bool
@@ -202,6 +220,10 @@ class _Connection:
         self.stale = False
         self.telnet: TelnetFilter | None = None
         self.greeted = False
+        if isinstance(stream, trio.SocketStream):
+            # a node dropped without aclose() (as scripts do) closes its socket quietly, as
+            # SlowPy's nodes do (an fd stream closes its descriptor by itself)
+            weakref.finalize(self, _close_quietly, stream.socket)
 
     async def send(self, payload: bytes) -> None:
         fd = self.fd
@@ -228,8 +250,8 @@ class _Connection:
                 await trio.lowlevel.wait_readable(fd)
                 waited = True
                 continue
-            if not waited:
-                await trio.lowlevel.checkpoint()
+            if not waited:  # a checkpoint that cannot lose the data just read
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return data
 
     async def fill(self) -> None:
@@ -263,34 +285,48 @@ class _Connection:
             raise RemoteProtocolError(f"{self.address}: {line.message}")
         return line
 
+    async def read_chunk(self) -> str:
+        """What was received and not read yet (lines already split end with LF), or else the
+        next bytes to arrive, as they came."""
+        while True:
+            if self.lines or self.framer.pending:
+                text = self.take_all()
+                if text:
+                    return text
+            held = _pending(self.framer)  # the start of a character cut in two, if any
+            self.framer.clear()
+            data = await self._receive()
+            if not data:
+                raise EOFError("the device closed the connection")
+            if self.telnet is not None:
+                data, answer = self.telnet.feed(data)
+                if answer:
+                    await self.send(answer)
+            text = self._decode_chunk(held + data)
+            if text:
+                return text
+
     def take_all(self) -> str:
-        """Everything received and not read, as text (complete lines end with LF)."""
+        """Everything received and not read, as text (lines already split end with LF)."""
         parts: list[str] = []
         while (line := self.next_line()) is not None:
             parts.append(line + "\n")
         pending = _pending(self.framer)
         self.framer.clear()
-        try:
-            parts.append(pending.decode())
-        except UnicodeDecodeError as exc:
-            if exc.reason != "unexpected end of data" or exc.end != len(pending):
-                raise RemoteProtocolError(
-                    f"{self.address}: received bytes that are not UTF-8 text: {pending[:60]!r}"
-                ) from exc
-            self.framer.feed(pending[exc.start :])  # a character cut in two: keep its start
-            parts.append(pending[: exc.start].decode())
+        parts.append(self._decode_chunk(pending))
         return "".join(parts)
 
-    def readable_now(self) -> bool:
-        """Received data is waiting, or the stream's descriptor is readable (no waiting)."""
-        if self.lines or self.framer.pending:
-            return True
-        holder: Any = getattr(self.stream, "socket", self.stream)
-        fileno = getattr(holder, "fileno", None)
-        if fileno is None:
-            return False
-        readable, _, _ = select.select([fileno()], [], [], 0)
-        return bool(readable)
+    def _decode_chunk(self, data: bytes) -> str:
+        """UTF-8 text of raw bytes; a character cut at the end waits in the framer."""
+        try:
+            return data.decode()
+        except UnicodeDecodeError as exc:
+            if exc.reason != "unexpected end of data" or exc.end != len(data):
+                raise RemoteProtocolError(
+                    f"{self.address}: received bytes that are not UTF-8 text: {data[:60]!r}"
+                ) from exc
+            self.framer.feed(data[exc.start :])
+            return data[: exc.start].decode()
 
 
 def _encode(value: Any) -> bytes:
@@ -406,9 +442,7 @@ class StreamNode(ControlNode):
         """
         async with self.link.transaction(_or(timeout, self.timeout)) as connection:
             connection = await self._fresh(connection)
-            if not connection.lines and not connection.framer.pending:
-                await connection.fill()
-            return connection.take_all()
+            return await connection.read_chunk()
 
     async def aio_do_get_line(self, timeout: float | None = None) -> str:
         """The next line received, without its terminator.
@@ -435,11 +469,18 @@ class StreamNode(ControlNode):
                     return discarded
 
     async def aio_has_data(self) -> bool:
-        """True when received data is waiting (never connects, never waits)."""
+        """True when received data is waiting to be read (never connects, never waits for
+        data; on a stream without a descriptor, such as a memory stream, only data already
+        taken in counts)."""
         if self.link.state is not LinkState.UP:
             return False
-        connection = await self.link.connect()
-        return connection.readable_now()
+        async with self.link.transaction(self.timeout, command="has data") as connection:
+            if connection.stale:
+                return False  # what is there is a late reply, to be dropped with the connection
+            if not (connection.lines or connection.framer.pending):
+                with trio.move_on_after(0):
+                    await connection.fill()
+            return bool(connection.lines or connection.framer.pending)
 
     async def aclose(self) -> None:
         """Close the connection for good; later operations raise DeviceConnectionError."""
@@ -637,6 +678,8 @@ class ScpiCommandNode(ControlValueNode):
     """
 
     def __init__(self, scpi: ScpiNode, cmd: str, *, set_format: str | None = None) -> None:
+        if "\n" in cmd or "\r" in cmd:
+            raise LocalProtocolError(f"SCPI command {cmd!r} contains a line break")
         self.scpi = scpi
         self.cmd = cmd.strip()
         self.set_format = set_format

@@ -8,6 +8,7 @@ pseudo-terminal, and can be made slow, silent, broken or rude on demand:
   default a :class:`SimulatedPowerSupply`);
 - :class:`FakeSerialDevice`: the same behind a pty pair; ``ctrl.serial(device.port)`` talks to it;
 - :class:`FakeTelnetDevice`: a Telnet command line with a prompt, echo and option negotiation;
+- :class:`FakeLineDevice`: any line-based (non-SCPI) device, answering from a function;
 - :class:`SlowStream`, :class:`BreakingStream`, :class:`SilentStream`: stream wrappers for
   cancellation and timeout tests.
 
@@ -35,15 +36,16 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import trio
-import trio.testing
 
 from ._ethernet import EthernetNode
 from ._scpi import LineBuffer
 from ._scpi_server import ScpiAdapter, ScpiServer
 
 __all__ = [
+    "GARBAGE",
     "BreakingStream",
     "FakeDevice",
+    "FakeLineDevice",
     "FakeScpiInstrument",
     "FakeSerialDevice",
     "FakeTcpDevice",
@@ -59,6 +61,8 @@ __all__ = [
 ]
 
 D = TypeVar("D", bound="FakeDevice")
+
+RECEIVE_SIZE = 65536
 
 #: what ``garble()`` sends by default: bytes that are not UTF-8, then a line end
 GARBAGE = b"\xff\xfe\x80garbage\xc3\x28\n"
@@ -174,8 +178,7 @@ class _FaultyConnection(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         data = await self.stream.receive_some(max_bytes)
-        for line in self._lines.feed(data):
-            self.device.received.append(line if isinstance(line, str) else f"<{line.message}>")
+        self.device._record(self._lines, data)
         return data
 
     async def aclose(self) -> None:
@@ -221,6 +224,7 @@ class FakeDevice:
         self._replacements: list[bytes] = []
         self._drop_countdown: int | None = None
         self._open: set[_FaultyConnection] = set()
+        self._all_closed = trio.Event()  # set when the last open connection has closed
         self._nursery: trio.Nursery | None = None
         self._token: trio.lowlevel.TrioToken | None = None
 
@@ -233,6 +237,11 @@ class FakeDevice:
         """Open what the device serves besides memory connections; returns what ``run``
         reports (override)."""
         await trio.lowlevel.checkpoint()
+
+    def _record(self, lines: LineBuffer, data: bytes | bytearray) -> None:
+        """Note the lines received (in ``received``)."""
+        for line in lines.feed(data):
+            self.received.append(line if isinstance(line, str) else f"<{line.message}>")
 
     # ---- fault knobs ----------------------------------------------------------------------
     def replace_replies(self, data: bytes, count: int = 1) -> None:
@@ -251,16 +260,30 @@ class FakeDevice:
         self._drop_countdown = int(n)
 
     def disconnect(self) -> None:
-        """Close every open connection now (callable from any thread)."""
+        """Close every open connection now.
+
+        In the device's own loop the connections are closed before they can answer again;
+        from a plain thread (a device run by :func:`run_in_thread`) this returns once they
+        are closed.
+        """
         token = self._token
         if token is None or _current_token() is token:
             self._disconnect()
-        else:
+            return
+        try:
+            trio.from_thread.run(self._disconnect_and_wait, trio_token=token)
+        except RuntimeError:  # called from another Trio loop: cannot block, do not wait
             token.run_sync_soon(self._disconnect)
 
     def _disconnect(self) -> None:
         for connection in list(self._open):
             connection.scope.cancel()
+
+    async def _disconnect_and_wait(self) -> None:
+        if self._open:
+            self._all_closed = trio.Event()
+            self._disconnect()
+            await self._all_closed.wait()
 
     # ---- connections ----------------------------------------------------------------------
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
@@ -276,8 +299,10 @@ class FakeDevice:
                 except* (trio.BrokenResourceError, trio.ClosedResourceError):
                     pass  # the peer went away, perhaps while we were still answering
         finally:
-            self._open.discard(connection)
             await trio.aclose_forcefully(stream)
+            self._open.discard(connection)
+            if not self._open:
+                self._all_closed.set()
 
     async def open_stream(self) -> trio.abc.Stream:
         """A new in-memory connection to this device (its client end)."""
@@ -287,7 +312,9 @@ class FakeDevice:
             raise ConnectionRefusedError(f"{type(self).__name__} refuses connections")
         if self._nursery is None:
             raise RuntimeError(f"{type(self).__name__} is not running: use open_fake_device()")
-        client, server = trio.testing.memory_stream_pair()
+        from trio.testing import memory_stream_pair  # here: trio.testing imports pytest
+
+        client, server = memory_stream_pair()
         self._nursery.start_soon(self.serve_stream, server)
         await trio.lowlevel.checkpoint()
         return client
@@ -433,6 +460,42 @@ async def _hold_open(fd: int) -> None:
         os.close(fd)
 
 
+class FakeLineDevice(FakeTcpDevice):
+    """A plain line-based device (not SCPI): ``reply(line)`` answers each line received.
+
+    ``reply`` returns text (sent with ``line_terminator``), bytes (sent exactly as they are)
+    or None (no answer). Lines may end with CR, LF or CRLF.
+    """
+
+    def __init__(
+        self,
+        reply: Callable[[str], str | bytes | None],
+        *,
+        line_terminator: str = "\r\n",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        listen: bool = True,
+        max_line_length: int = 1 << 20,
+    ) -> None:
+        super().__init__(host=host, port=port, listen=listen, max_line_length=max_line_length)
+        self.reply = reply
+        self.line_terminator = line_terminator
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        lines = LineBuffer(self.max_line_length, block_data=False)
+        while True:
+            data = await stream.receive_some(RECEIVE_SIZE)
+            if not data:
+                return
+            for line in lines.feed(data):
+                answer = self.reply(line if isinstance(line, str) else "")
+                if answer is None:
+                    continue
+                if isinstance(answer, str):
+                    answer = (answer + self.line_terminator).encode()
+                await stream.send_all(answer)
+
+
 class FakeTelnetDevice(FakeTcpDevice):
     """A Telnet command line: a banner, a prompt, echo, and commands answered from a table.
 
@@ -463,17 +526,20 @@ class FakeTelnetDevice(FakeTcpDevice):
         self.negotiate = negotiate
         self.answers = bytearray()
 
+    def _record(self, lines: LineBuffer, data: bytes | bytearray) -> None:
+        text, commands = _split_iac(data)
+        self.answers += commands
+        super()._record(lines, text)
+
     async def handle(self, stream: trio.abc.Stream) -> None:
         greeting = b"\xff\xfb\x01\xff\xfd\x18" if self.negotiate else b""  # WILL ECHO, DO TTYPE
         await stream.send_all(greeting + self.banner.encode() + self.prompt.encode())
         lines = LineBuffer(self.max_line_length, block_data=False)
         while True:
-            data = await stream.receive_some(4096)
+            data = await stream.receive_some(RECEIVE_SIZE)
             if not data:
                 return
-            while (i := data.find(b"\xff")) >= 0:  # the client's answers (IAC WONT/DONT x)
-                self.answers += data[i : i + 3]
-                data = data[:i] + data[i + 3 :]
+            data, _ = _split_iac(data)
             for line in lines.feed(data):
                 text = line if isinstance(line, str) else ""
                 word, _, arguments = text.strip().partition(" ")
@@ -488,20 +554,47 @@ class FakeTelnetDevice(FakeTcpDevice):
                 await stream.send_all(reply.encode() + self.prompt.encode())
 
 
+def _split_iac(data: bytes | bytearray) -> tuple[bytes, bytes]:
+    """Telnet negotiation (``IAC`` + verb + option) taken out of ``data``: (text, commands)."""
+    text, commands = bytearray(data), bytearray()
+    while (i := text.find(b"\xff")) >= 0:
+        commands += text[i : i + 3]
+        del text[i : i + 3]
+    return bytes(text), bytes(commands)
+
+
 # ================================================================================================
 # running fakes
 # ================================================================================================
 
 
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside nested one-member groups, or the group itself."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 @contextlib.asynccontextmanager
 async def open_fake_device(device: D) -> AsyncIterator[D]:
-    """Run ``device`` in the background for the ``async with`` block."""
-    async with trio.open_nursery() as nursery:
-        await nursery.start(device.run)
-        try:
-            yield device
-        finally:
-            nursery.cancel_scope.cancel()
+    """Run ``device`` in the background for the ``async with`` block.
+
+    A single error (from the block or the device) comes out as itself, not in an
+    exception group.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(device.run)
+            try:
+                yield device
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        single = _single(group)
+        if single is group:
+            raise
+        raise single from None
 
 
 @contextlib.asynccontextmanager
@@ -543,7 +636,7 @@ def run_in_thread(device: D) -> Iterator[D]:
     """
     started = threading.Event()
     stop: list[Callable[[], None]] = []
-    failure: list[Exception] = []
+    failure: list[BaseException] = []
 
     async def main() -> None:
         token = trio.lowlevel.current_trio_token()
@@ -555,7 +648,9 @@ def run_in_thread(device: D) -> Iterator[D]:
     def target() -> None:
         try:
             trio.run(main)
-        except Exception as exc:  # handed to the caller's thread below
+        except BaseExceptionGroup as group:  # handed to the caller's thread below
+            failure.append(_single(group))
+        except Exception as exc:
             failure.append(exc)
         finally:
             started.set()
