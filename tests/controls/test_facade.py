@@ -297,3 +297,47 @@ def test_a_plain_script_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 0, err
     assert "stopped cleanly 0" in out
+
+
+async def test_a_plugin_loaded_onto_an_ethernet_node_builds_on_its_scpi(tmp_path: Path) -> None:
+    from slowdash_controls import EthernetNode
+    from slowdash_controls.testing import open_fake_instrument
+
+    (tmp_path / "control_Psu.py").write_text(
+        textwrap.dedent(
+            """
+            from slowdash_controls import ControlValueNode
+
+            class OutputNode(ControlValueNode):
+                def __init__(self, ethernet, channel):
+                    self.scpi, self.channel = ethernet.scpi(), channel
+
+                async def aio_get(self):
+                    return float(await self.scpi.command(f"MEAS:V{self.channel}").aio_get())
+
+                async def aio_set(self, value):
+                    fmt = f"V{self.channel} {{}};*OPC?"
+                    return await self.scpi.command("V", set_format=fmt).aio_set(value)
+
+                @classmethod
+                def _node_creator_method(cls):
+                    def output(self, channel):
+                        return OutputNode(self, channel)
+                    return output
+            """
+        )
+    )
+    async with open_fake_instrument() as instrument:
+        ethernet = ControlSystem().ethernet("127.0.0.1", instrument.port)
+        try:
+            assert ethernet.load_control_module("Psu", search_dirs=[tmp_path]) is ethernet
+            output = ethernet.output(2)  # type: ignore[attr-defined]
+            assert await output.aio_set(7.5) == "1"  # the *OPC? reply
+            assert await output.aio_get() == 7.5
+            await output.setpoint(limits=(0, 10)).aio_set(3)
+            assert await output.aio_get() == 3.0
+            assert not hasattr(ControlSystem, "output")
+        finally:
+            if hasattr(EthernetNode, "output"):
+                delattr(EthernetNode, "output")
+            await ethernet.aclose()
