@@ -44,7 +44,7 @@ from ._errors import (
     NodeAccessError,
     RemoteProtocolError,
 )
-from ._link import Link
+from ._link import Link, release_when_collected
 from ._node import ControlNode, ControlValueNode
 
 __all__ = [
@@ -117,22 +117,6 @@ def _query(query: Mapping[str, QueryValue]) -> dict[str, str]:
     return params
 
 
-def _release_when_collected(owner: object, stop: trio.Event) -> weakref.finalize[[], object]:
-    """Set ``stop`` (in its own loop) once ``owner`` is garbage: a node dropped without
-    ``aclose()``, say by a reloaded user module, must not keep its connection for ever."""
-    token = trio.lowlevel.current_trio_token()
-
-    def release() -> None:
-        try:
-            token.run_sync_soon(stop.set)
-        except trio.RunFinishedError:
-            pass  # the loop has ended, and its system tasks with it
-
-    finalizer = weakref.finalize(owner, release)
-    finalizer.atexit = False
-    return finalizer
-
-
 class _Client:
     """An ``httpx.AsyncClient`` and the system task that closes it: when the link closes it,
     or when the Trio loop it belongs to ends (so no connection is left to the garbage
@@ -201,7 +185,7 @@ class HttpNode(ControlNode):
         trio.lowlevel.spawn_system_task(
             holder.guard, name=f"slowdash-controls http {self.base_url}"
         )
-        holder.finalizer = _release_when_collected(self, holder.stop)
+        holder.finalizer = release_when_collected(self, holder.stop)
         return holder
 
     @staticmethod

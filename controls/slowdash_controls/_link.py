@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import math
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -170,14 +171,14 @@ class Link(Generic[R]):
                 self._connect_failed(str(exc).removeprefix(f"{self.address}: "))
                 raise
             except LINK_ERRORS as exc:
-                self._connect_failed(_describe(exc))
+                self._connect_failed(describe_error(exc))
                 raise DeviceConnectionError(
-                    f"cannot connect: {_describe(exc)}", address=self.address
+                    f"cannot connect: {describe_error(exc)}", address=self.address
                 ) from exc
             except BaseException as exc:  # an opener's own error, or a caller's deadline
                 if self._state is LinkState.CONNECTING:
                     self._connect_failed(
-                        _describe(exc) if isinstance(exc, Exception) else "connect interrupted"
+                        describe_error(exc) if isinstance(exc, Exception) else "connect interrupted"
                     )
                 raise
             self._resource = resource
@@ -199,7 +200,7 @@ class Link(Generic[R]):
     async def mark_broken(self, error: BaseException | str) -> None:
         """Drop the connection after an error; the next operation reconnects."""
         resource, self._resource = self._resource, None
-        self._last_error = error if isinstance(error, str) else _describe(error)
+        self._last_error = error if isinstance(error, str) else describe_error(error)
         if self._state is not LinkState.CLOSED:
             self._set_state(LinkState.DOWN)
         self._next_attempt = -math.inf
@@ -243,7 +244,8 @@ def _current_token_or_none() -> trio.lowlevel.TrioToken | None:
         return None
 
 
-def _describe(exc: BaseException | str) -> str:
+def describe_error(exc: BaseException | str) -> str:
+    """An exception as one line: its type and message (or its cause's, if it has none)."""
     if isinstance(exc, str):
         return exc
     text = str(exc)
@@ -300,7 +302,7 @@ class Transaction(Generic[R]):
             if isinstance(exc, LINK_ERRORS):
                 await self._link.mark_broken(exc)
                 raise DeviceConnectionError(
-                    f"link broken: {_describe(exc)}", address=self._link.address
+                    f"link broken: {describe_error(exc)}", address=self._link.address
                 ) from exc
         except BaseException as error:
             self._release()
@@ -327,3 +329,19 @@ class Transaction(Generic[R]):
                 timeout=self._timeout,
                 command=self._command,
             ) from exc
+
+
+def release_when_collected(owner: object, stop: trio.Event) -> weakref.finalize[[], object]:
+    """Set ``stop`` (in its own loop) once ``owner`` is garbage: a node dropped without
+    ``aclose()``, say by a reloaded user module, must not keep its connection for ever."""
+    token = trio.lowlevel.current_trio_token()
+
+    def release() -> None:
+        try:
+            token.run_sync_soon(stop.set)
+        except trio.RunFinishedError:
+            pass  # the loop has ended, and its system tasks with it
+
+    finalizer = weakref.finalize(owner, release)
+    finalizer.atexit = False
+    return finalizer

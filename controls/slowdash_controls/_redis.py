@@ -48,7 +48,7 @@ from ._errors import (
     NodeAccessError,
     RedisCommandError,
 )
-from ._link import Link, LinkState
+from ._link import Link, LinkState, release_when_collected
 from ._node import ControlNode, ControlValueNode
 
 __all__ = [
@@ -78,22 +78,6 @@ SCHEMES = ("redis", "rediss", "unix")
 # set up as a ConnectionError, swallowing the Cancelled. When our deadline (or a stop) is what
 # happened, a checkpoint re-raises the pending cancellation, so that it becomes a DeviceTimeout
 # (or a stop) as it should, and not a "cannot connect".
-
-
-def _release_when_collected(owner: object, stop: trio.Event) -> weakref.finalize[[], object]:
-    """Set ``stop`` (in its own loop) once ``owner`` is garbage: a node dropped without
-    ``aclose()``, say by a reloaded user module, must not keep its connection for ever."""
-    token = trio.lowlevel.current_trio_token()
-
-    def release() -> None:
-        try:
-            token.run_sync_soon(stop.set)
-        except trio.RunFinishedError:
-            pass  # the loop has ended, and its system tasks with it
-
-    finalizer = weakref.finalize(owner, release)
-    finalizer.atexit = False
-    return finalizer
 
 
 class _Session:
@@ -182,7 +166,7 @@ class RedisNode(ControlNode):
             ) from exc
         session = _Session(client)
         trio.lowlevel.spawn_system_task(session.hold, name=f"slowdash-controls redis {self.url}")
-        session.finalizer = _release_when_collected(self, session.stop)
+        session.finalizer = release_when_collected(self, session.stop)
         opened = False
         try:
             await session.ready.wait()

@@ -33,7 +33,7 @@ from .._errors import (
     DeviceTimeout,
     RemoteProtocolError,
 )
-from .._link import LINK_ERRORS, Link, LinkState, LinkStatus
+from .._link import LINK_ERRORS, Link, LinkState, LinkStatus, describe_error
 from .._node import ControlNode
 from .._stop import current_stop_scope
 from ._message import Codec, Message, MessageStream, Subscription, _Channel, encode_payload
@@ -47,16 +47,6 @@ N = TypeVar("N", bound="MessageNode")
 #: a deadline handed to the libraries where ours (the node's timeout) is the one that counts
 _FAR = 24 * 3600
 _CLOSE_TIMEOUT = 2.0
-
-
-def _describe(exc: BaseException | str) -> str:
-    if isinstance(exc, str):
-        return exc
-    text = str(exc)
-    cause = exc.__cause__ or exc.__context__
-    if not text and cause is not None:
-        text = str(cause)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _positive(name: str, value: float) -> float:
@@ -217,7 +207,7 @@ class BrokerNode(ControlNode, Generic[C]):
             raise
         except self._connect_errors() as exc:
             raise DeviceConnectionError(
-                f"cannot connect: {_describe(exc)}", address=self.address
+                f"cannot connect: {describe_error(exc)}", address=self.address
             ) from exc
         self._conn = conn
         trio.lowlevel.spawn_system_task(self._keep, conn, name=f"{self._label()} keeper")
@@ -258,7 +248,7 @@ class BrokerNode(ControlNode, Generic[C]):
             if conn.closing or self._closed:
                 return
             error = conn.lost if conn.lost is not None else "connection lost"
-            logger.warning("%s: connection lost (%s)", self._label(), _describe(error))
+            logger.warning("%s: connection lost (%s)", self._label(), describe_error(error))
             await self._drop(conn, error)
             while not self._closed and self._conn is None and self._channel_list():
                 try:
@@ -313,7 +303,7 @@ class BrokerNode(ControlNode, Generic[C]):
             return mapped
         if isinstance(exc, (*LINK_ERRORS, *self._link_errors())):
             await self._drop(conn, exc)
-            return DeviceConnectionError(f"{what}: {_describe(exc)}", address=self.address)
+            return DeviceConnectionError(f"{what}: {describe_error(exc)}", address=self.address)
         return None
 
     # ---- the connection (asyncio side) ------------------------------------------------------
@@ -340,7 +330,7 @@ class BrokerNode(ControlNode, Generic[C]):
                     "%s: subscribing %s again failed, dropped: %s",
                     self._label(),
                     channel.endpoint._label(),
-                    _describe(exc),
+                    describe_error(exc),
                 )
                 self._forget(channel)
                 await self._aio_after_refusal(conn)
@@ -364,7 +354,7 @@ class BrokerNode(ControlNode, Generic[C]):
             async with asyncio.timeout(_CLOSE_TIMEOUT):
                 await self._aio_disconnect(conn)
         except quiet as exc:
-            logger.debug("%s: disconnecting: %s", self._label(), _describe(exc))
+            logger.debug("%s: disconnecting: %s", self._label(), describe_error(exc))
 
     async def _aio_ensure_subscribed(self, conn: _Connection[C], channel: _Channel) -> None:
         assert conn.sub_lock is not None

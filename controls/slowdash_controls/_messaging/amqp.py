@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._errors import ControlException, NodeAccessError, RemoteProtocolError
-from ._broker import BrokerNode, MessageNode, _Connection, _describe, _without_password
+from .._link import describe_error
+from ._broker import BrokerNode, MessageNode, _Connection, _without_password
 from ._message import Message, _Channel
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class AmqpNode(BrokerNode[_AmqpClient]):
         if isinstance(exc, aiormq.exceptions.AMQPChannelError):
             # the broker closed our channel over this operation; start afresh
             await self._drop(conn, exc)
-            return NodeAccessError(f"{what}: the broker refused: {_describe(exc)}")
+            return NodeAccessError(f"{what}: the broker refused: {describe_error(exc)}")
         if isinstance(exc, aiormq.exceptions.DeliveryError):
             return RemoteProtocolError(f"{what}: the broker did not accept the message")
         return await super()._translate(conn, exc, what)

@@ -19,13 +19,13 @@ from .._errors import (
     NodeAccessError,
     RemoteProtocolError,
 )
+from .._link import describe_error
 from .._node import ControlNode
 from ._broker import (
     _FAR,
     BrokerNode,
     MessageNode,
     _Connection,
-    _describe,
     _positive,
     _without_password,
 )
@@ -97,7 +97,7 @@ class NatsNode(BrokerNode["nats.aio.client.Client"]):
             exc,
             nats.errors.BadSubjectError | nats.errors.MaxPayloadError | nats.errors.BadHeaderError,
         ):
-            return NodeAccessError(f"{what}: {_describe(exc)}")
+            return NodeAccessError(f"{what}: {describe_error(exc)}")
         return None
 
     async def _aio_connect(self, conn: _Connection[nats.aio.client.Client]) -> None:
@@ -133,7 +133,7 @@ class NatsNode(BrokerNode["nats.aio.client.Client"]):
                 closed_cb=on_closed,
             )
         except nats.errors.NoServersError as exc:
-            detail = _describe(errors[-1]) if errors else "no server answered"
+            detail = describe_error(errors[-1]) if errors else "no server answered"
             raise DeviceConnectionError(f"cannot connect: {detail}", address=self.address) from exc
 
     async def _aio_disconnect(self, conn: _Connection[nats.aio.client.Client]) -> None:
