@@ -18,6 +18,7 @@ runs their coroutine to completion inline with :func:`run_inline`, on any thread
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ import outcome
 import trio
 
 from ._errors import WrongThreadError
-from ._stop import current_stop_scope, owning_token, stop_scope
+from ._stop import PROCESS_SCOPE, current_stop_scope, owning_token, stop_scope
 
 T = TypeVar("T")
 
@@ -159,6 +160,9 @@ def run_sync(
         )
     scope = current_stop_scope()
     token = owning_token()
+    if token is None and scope is PROCESS_SCOPE and not _in_trio_worker_thread():
+        # a plain script: the background loop's tasks already run in the process scope
+        return _background.call(functools.partial(afn, *args))
 
     async def in_loop() -> T:
         with stop_scope(scope, token=token):
