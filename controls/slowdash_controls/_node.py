@@ -89,6 +89,8 @@ class ControlNode:
         """Write ``value`` to the node (sync; see ``aio_set``)."""
         if not _overrides(self, "aio_set"):
             raise NodeAccessError(f"{self._label()} cannot be written")
+        if self._local_set and isinstance(value, ControlNode):
+            value = value.get()  # a node argument may need I/O to read: not inline
         return self._sync(self.aio_set, value, local=self._local_set, aio_name="aio_set")
 
     def has_data(self) -> bool:

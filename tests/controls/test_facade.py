@@ -64,6 +64,16 @@ async def test_nodes_without_io_answer_on_the_trio_thread() -> None:
     assert sp.get() == 3.0
 
 
+async def test_a_value_node_set_from_an_io_node_reads_it_through_the_portal() -> None:
+    x = ValueNode(initial_value=0)
+    await trio.to_thread.run_sync(x.set, LoopReporter())  # the I/O node is read on the loop
+    assert x.get()[1] is trio.lowlevel.current_trio_token()
+    with pytest.raises(WrongThreadError):
+        x.set(LoopReporter())  # on the Trio thread: the read is refused, clearly
+    await x.aio_set(ValueNode(initial_value=5))
+    assert x.get() == 5
+
+
 async def test_sync_call_from_a_worker_thread_runs_on_the_owning_loop() -> None:
     node = LoopReporter()
     here = trio.lowlevel.current_trio_token()
