@@ -65,3 +65,5 @@ def bench(session: nox.Session) -> None:
     # installed here only as the baseline: slowdash-trio never imports it
     session.install("slowpy==0.4.0")
     session.run("python", "benchmarks/scpi_bench.py", env=dict(os.environ))
+    # the stores against SlowPy's DataStore_SQLite (same baseline package)
+    session.run("python", "benchmarks/store_bench.py", env=dict(os.environ))

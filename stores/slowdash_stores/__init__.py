@@ -12,7 +12,21 @@ needs neither numpy nor matplotlib::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._csv import DataStore_CSV, DataStore_TextDump
 from ._element import DataElement
+from ._errors import (
+    DuplicateRowError,
+    InvalidDataError,
+    InvalidNameError,
+    InvalidURLError,
+    StoreClosedError,
+    StoreConnectionError,
+    StoreError,
+    StoreTimeout,
+    StoreWriteError,
+    WrongThreadError,
+)
+from ._factory import create_datastore_from_url
 from ._graph import Graph, GraphYStat
 from ._histogram import (
     Histogram,
@@ -21,6 +35,14 @@ from ._histogram import (
     HistogramBasicStat,
     HistogramCountStat,
 )
+from ._postgresql import DataStore_PostgreSQL
+from ._sql import (
+    DataStore_SQLite,
+    LongTableFormat,
+    LongTableFormat_DateTime_PostgreSQL,
+    TableFormat,
+)
+from ._store import DataStore, DataStore_Null
 from ._table import Table, Tree
 from ._timeseries import TimeSeries
 from ._trend import RateTrend, Trend
@@ -32,6 +54,13 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 __all__ = [
     "DataElement",
+    "DataStore",
+    "DataStore_CSV",
+    "DataStore_Null",
+    "DataStore_PostgreSQL",
+    "DataStore_SQLite",
+    "DataStore_TextDump",
+    "DuplicateRowError",
     "Graph",
     "GraphYStat",
     "Histogram",
@@ -39,10 +68,23 @@ __all__ = [
     "Histogram2dBasicStat",
     "HistogramBasicStat",
     "HistogramCountStat",
+    "InvalidDataError",
+    "InvalidNameError",
+    "InvalidURLError",
+    "LongTableFormat",
+    "LongTableFormat_DateTime_PostgreSQL",
     "RateTrend",
+    "StoreClosedError",
+    "StoreConnectionError",
+    "StoreError",
+    "StoreTimeout",
+    "StoreWriteError",
     "Table",
+    "TableFormat",
     "TimeSeries",
     "Tree",
     "Trend",
+    "WrongThreadError",
     "__version__",
+    "create_datastore_from_url",
 ]
