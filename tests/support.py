@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -86,3 +90,29 @@ async def running(project: Project, *, run_routines: bool = True) -> AsyncIterat
             yield server
         finally:
             server.supervisor.request_stop()
+
+
+def interrupt_plain_script(
+    script: Path, *, wait_for: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[int, str, str]:
+    """Run ``script`` with python as a user would, wait for the line ``wait_for`` on its
+    stdout, press Ctrl-C (SIGINT), and return ``(returncode, rest of stdout, stderr)``."""
+    path = os.pathsep.join([str(ROOT / "controls"), str(ROOT / "stores"), str(ROOT)])
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {}), "PYTHONPATH": path},
+        # a child of a non-interactive shell may inherit SIGINT ignored; restore the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first == wait_for, (first, proc.stderr.read() if proc.stderr else "")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    return proc.returncode, out, err

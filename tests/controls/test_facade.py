@@ -3,10 +3,6 @@ thread nodes and control modules."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -14,7 +10,7 @@ from typing import Any
 
 import pytest
 import trio
-from support import ROOT
+from support import interrupt_plain_script
 
 from slowdash_controls import (
     ControlNode,
@@ -288,24 +284,8 @@ print("stopped cleanly", x.get(), flush=True)
 def test_a_plain_script_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "controls"), str(ROOT)])}
-    proc = subprocess.Popen(
-        [sys.executable, str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        # a child of a non-interactive shell may inherit SIGINT ignored; restore the default
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
+    returncode, out, err = interrupt_plain_script(script, wait_for="ready")
+    assert returncode == 0, err
     assert "stopped cleanly 0" in out
 
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import trio
-from support import ROOT, build_project, running
+from support import build_project, interrupt_plain_script, running
 
 from slowdash_controls.testing import FakeScpiInstrument, open_fake_instrument, run_in_thread
 
@@ -56,29 +53,11 @@ def test_the_script_runs_standalone_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     script = tmp_path / "slowtask-psu.py"
     script.write_text(SCRIPT)
     with run_in_thread(FakeScpiInstrument()) as instrument:
-        env = {
-            **os.environ,
-            "FAKE_PORT": str(instrument.port),
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "controls"), str(ROOT)]),
-        }
-        proc = subprocess.Popen(
-            [sys.executable, str(script)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            # a child of a non-interactive shell may inherit SIGINT ignored; restore it
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+        returncode, out, err = interrupt_plain_script(
+            script, wait_for="looped 12.5", env={"FAKE_PORT": str(instrument.port)}
         )
-        try:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "looped 12.5"
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
-        finally:
-            proc.kill()
         writes = list(instrument.adapter.writes)  # type: ignore[attr-defined]
-    assert proc.returncode == 0, err
+    assert returncode == 0, err
     assert out.strip() == "finalized"
     assert writes == [(0, 12.5), (0, 0.0)]
 
