@@ -36,6 +36,8 @@ from ._histogram import (
     HistogramCountStat,
 )
 from ._postgresql import DataStore_PostgreSQL
+from ._redis import DataStore_Redis
+from ._redis_layout import RedisLayout
 from ._sql import (
     DataStore_SQLite,
     LongTableFormat,
@@ -58,6 +60,7 @@ __all__ = [
     "DataStore_CSV",
     "DataStore_Null",
     "DataStore_PostgreSQL",
+    "DataStore_Redis",
     "DataStore_SQLite",
     "DataStore_TextDump",
     "DuplicateRowError",
@@ -74,6 +77,7 @@ __all__ = [
     "LongTableFormat",
     "LongTableFormat_DateTime_PostgreSQL",
     "RateTrend",
+    "RedisLayout",
     "StoreClosedError",
     "StoreConnectionError",
     "StoreError",

@@ -7,6 +7,7 @@ from typing import Any
 from ._csv import DataStore_CSV, DataStore_TextDump
 from ._errors import InvalidURLError
 from ._postgresql import DataStore_PostgreSQL, redact
+from ._redis import DataStore_Redis
 from ._sql import DataStore_SQLite
 from ._store import DataStore
 
@@ -30,6 +31,7 @@ def create_datastore_from_url(url: str, *args: Any, **kwargs: Any) -> DataStore:
     ``postgresql://USER:PASS@HOST/DB``  ``DataStore_PostgreSQL`` (also ``postgres://``)
     ``csv:///DIR``                      ``DataStore_CSV`` (file ``DIR/TABLE.csv``)
     ``dump:///``                        ``DataStore_TextDump`` (standard output)
+    ``redis://HOST:PORT/DB``            ``DataStore_Redis`` (no table: channels are keys)
     ==================================  ==========================================
 
     Any other URL raises ``InvalidURLError`` (SlowPy returned a store that silently dropped
@@ -47,6 +49,10 @@ def create_datastore_from_url(url: str, *args: Any, **kwargs: Any) -> DataStore:
         if args:
             raise TypeError("dump:/// takes no table")
         return DataStore_TextDump(**kwargs)
+    if scheme in ("redis", "rediss"):
+        if args or "table" in kwargs:
+            raise TypeError(f"{scheme}:// takes no table: each channel has keys of its own")
+        return DataStore_Redis(url, **kwargs)
     if len(args) > 1:
         raise TypeError(f"create_datastore_from_url() takes one table after the URL, not {args!r}")
     if "table" in kwargs and args:
@@ -58,17 +64,14 @@ def create_datastore_from_url(url: str, *args: Any, **kwargs: Any) -> DataStore:
         return DataStore_PostgreSQL(url, table, **kwargs)
     if scheme == "csv":
         return DataStore_CSV(url, table, **kwargs)
-    if scheme == "redis":
-        raise InvalidURLError(
-            "redis:// stores are not in this version of slowdash_stores yet", url=None
-        )
     if scheme in _NOT_HERE:
         raise InvalidURLError(
             f"{_NOT_HERE[scheme]} stores ({scheme}://) are not part of slowdash_stores; "
-            "use sqlite:///, postgresql://, csv:/// or dump:///",
+            "use sqlite:///, postgresql://, redis://, csv:/// or dump:///",
             url=None,
         )
     raise InvalidURLError(
-        f"unknown store URL scheme {scheme!r}; use sqlite:///, postgresql://, csv:/// or dump:///",
+        f"unknown store URL scheme {scheme!r}; use sqlite:///, postgresql://, redis://, csv:/// "
+        "or dump:///",
         url=None,
     )

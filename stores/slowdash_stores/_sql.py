@@ -21,6 +21,7 @@ import re
 import sqlite3
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Self
 
@@ -42,6 +43,7 @@ from ._store import (
     validate_table_name,
     value_text,
 )
+from .tiers import DEFAULT_WIDTHS, TierWriter, check_widths
 
 
 @dataclass(frozen=True)
@@ -424,6 +426,17 @@ class _SQLiteWriter:
         self.closed = False
         self.table_ready = False
         self.journal_mode: str | None = None
+        self.tiers: TierWriter | None = None
+
+    def _tiered(self) -> bool:
+        """Tiers are kept for numeric long tables with UNIX-seconds times only."""
+        fmt = self.fmt
+        return (
+            isinstance(fmt, LongTableFormat)
+            and fmt.numeric is True
+            and fmt.time_column == "timestamp"
+            and fmt.time_value == "{p}"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -464,6 +477,8 @@ class _SQLiteWriter:
                     if not columns_ready(self.fmt, columns, cur, rows[0][2]):
                         self.fmt.prepare(self._columns(cur))
                 self.fmt.write_rows(cur, rows, update)
+                if self.tiers is not None and self._tiered():
+                    self.tiers.write(cur, rows, update)
                 cur.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
@@ -523,6 +538,8 @@ class DataStore_SQLite(SQLStore):
       crash (``synchronous=FULL``: an fsync per call), at a cost docs/performance.md gives.
     - ``timeout``: seconds to wait while another process holds the write lock
       (then ``StoreTimeout``).
+    - ``tiers``: widths in seconds of the downsampling tiers kept for a numeric long table
+      (``slowdash_stores.tiers``; default 60, 600 and 3600 s); ``()`` keeps none.
 
     The file is opened on the first write, from whichever thread makes it; calls from several
     threads are serialised.
@@ -539,8 +556,10 @@ class DataStore_SQLite(SQLStore):
         *,
         durable: bool = False,
         timeout: float = 10.0,
+        tiers: Sequence[int] = DEFAULT_WIDTHS,
     ) -> None:
         check_seconds("timeout", timeout)
+        widths = check_widths(tiers)
         path = sqlite_path(check_url(db_url))  # all checks before the format is bound
         super().__init__(db_url, table, table_format)
         self.path = path
@@ -552,6 +571,9 @@ class DataStore_SQLite(SQLStore):
             synchronous="FULL" if self.durable else "NORMAL",
             timeout=self.timeout,
         )
+        self.tiers = widths
+        if widths:
+            self._writer.tiers = TierWriter(self.table, widths)
         self._finalizer = weakref.finalize(self, self._writer.close)
 
     def another(self, table: str, table_format: TableFormat | None = None) -> DataStore_SQLite:
@@ -559,7 +581,12 @@ class DataStore_SQLite(SQLStore):
         if table_format is None:
             table_format = self.table_format.unbound_copy()
         return DataStore_SQLite(
-            self.db_url, table, table_format, durable=self.durable, timeout=self.timeout
+            self.db_url,
+            table,
+            table_format,
+            durable=self.durable,
+            timeout=self.timeout,
+            tiers=self.tiers,
         )
 
     @property

@@ -9,9 +9,7 @@ connections; the shared server is never stopped.
 
 from __future__ import annotations
 
-import functools
 import math
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +17,7 @@ from typing import Any
 
 import pytest
 import trio
+from support import postgres_url
 
 from slowdash_stores._errors import (
     DuplicateRowError,
@@ -36,37 +35,11 @@ from slowdash_stores._sql import LongTableFormat, LongTableFormat_DateTime_Postg
 from slowdash_stores._timeseries import TimeSeries
 
 T0 = 1_700_000_000.0
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("SLOWDASH_TRIO_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (SLOWDASH_TRIO_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
-
-
-@functools.cache
-def _probe(url: str) -> str | None:
-    """None if the server answers, else why not."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'slowdash-trio[postgresql]')"
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        return f"no PostgreSQL server at {url}: {exc}"
-    return None
 
 
 @pytest.fixture
 def pg_url() -> str:
-    url = os.environ.get("SLOWDASH_TRIO_TEST_POSTGRES_URL", DEFAULT_URL)
-    reason = _probe(url)
-    if reason is not None:
-        _unavailable(reason)
-    return url
+    return postgres_url()
 
 
 class Database:
