@@ -14,6 +14,8 @@ import trio
 
 from ._dispatch import error_response
 from ._errors import ModuleStuck
+from ._sources import QueryError, parse_query
+from ._sources._schema import check_channel_name
 from ._usermodule import UserModule
 from ._version import __version__
 from .webapi import BadRequest, Request, Response, WebApi
@@ -22,13 +24,6 @@ if TYPE_CHECKING:
     from ._server import Server
 
 logger = logging.getLogger("slowdash_trio.api")
-
-REDUCERS = frozenset(
-    {
-        *("first", "last", "mean", "median", "sum", "min", "max", "count"),
-        *("std", "sd", "stdev", "rms", "sigma", "sem", "err"),
-    }
-)
 
 
 def core_api(server: Server) -> WebApi:
@@ -58,12 +53,30 @@ def core_api(server: Server) -> WebApi:
             doc["user_module"] = {m.name: m.status.to_json() for m in server.modules}
         if project.config.task:
             doc["task_module"] = {t.name: {"auto_load": t.auto_load} for t in project.config.task}
+        if server.sources:
+            doc["data_source"] = server.sources.status()
         return doc
 
     @api.get("/channels")
-    async def channels() -> Any:
-        answers = await _each_module(server.serving_modules(), UserModule.get_channels)
-        return [entry for answer in answers for entry in answer]
+    async def channels(force_rescan: str = "") -> Any:
+        modules: list[Any] = []
+        problems: list[str] = []
+
+        async def from_modules() -> None:
+            answers = await _each_module(server.serving_modules(), UserModule.get_channels)
+            modules.extend(entry for answer in answers for entry in answer)
+
+        async def from_sources() -> None:
+            entries, found = await server.sources.channels(force_rescan=bool(force_rescan))
+            sources.extend(entries)
+            problems.extend(found)
+
+        sources: list[Any] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(from_modules)
+            if server.sources:
+                nursery.start_soon(from_sources)
+        return _with_problems(modules + sources, problems)
 
     async def unknown_channels(request: Request, merged: Response | None) -> Response | None:
         requested = _channel_list(request.parts[1])
@@ -73,8 +86,15 @@ def core_api(server: Server) -> WebApi:
         absent = [name for name in requested if not content or name not in content]
         if not absent:
             return merged
+        bad = [name for name in absent if not _valid_channel(name)]
         known = await server.known_channels()
         unknown = [name for name in absent if name not in known]
+        if bad and len(unknown) == len(requested):
+            return error_response(
+                400,
+                f"bad channel name {bad[0][:60]!r}: channel names are ASCII letters, digits "
+                "and '. _ - :'",
+            )
         if not unknown:
             return merged if merged is not None else Response({})
         if len(unknown) == len(requested):
@@ -97,33 +117,65 @@ def core_api(server: Server) -> WebApi:
         filler: str = "fillna",
         envelope: int = 0,
         prior_data: int = 0,
+        align: int = 0,
     ) -> Any:
         names = _channel_list(channels)
-        if length <= 0:
-            raise BadRequest(f"query parameter 'length': must be positive, not {length:g}")
-        if reducer not in REDUCERS:
-            raise BadRequest(
-                f"query parameter 'reducer': unknown reducer {reducer!r} "
-                f"(one of {', '.join(sorted(REDUCERS))})"
-            )
-        if envelope not in (0, 1, 2) or prior_data not in (0, 1, 2):
-            raise BadRequest("query parameters 'envelope' and 'prior_data' take 0, 1 or 2")
-        del resample, filler  # used by data sources; module values are current values
         now = time.time()
-        end = to if to > 0 else now + to
-        if not (to == 0 or end - length <= now <= end + 1):
-            return None  # user modules have current values only
-        start = end - length
-        plan = server.route_channels(names)
-        values = await _each_module(
-            list(plan),
-            lambda module: _module_values(module, plan[module]),
-        )
+        try:
+            query = parse_query(
+                names,
+                length=length,
+                to=to,
+                resample=resample,
+                reducer=reducer,
+                filler=filler,
+                envelope=envelope,
+                prior_data=prior_data,
+                align=align,
+                now=now,
+            )
+        except QueryError as exc:
+            raise BadRequest(str(exc)) from None
         reply: dict[str, Any] = {}
-        for answer in values:
-            for name, value in answer:
-                reply[name] = {"start": start, "length": length, "t": now - start, "x": value}
-        return reply
+        problems: list[str] = []
+
+        async def from_modules() -> None:
+            # user modules have current values only: asked when the window holds "now"
+            if not (to == 0 or query.begin <= now <= query.to + 1):
+                return
+            plan = server.route_channels(names)
+            values = await _each_module(
+                list(plan), lambda module: _module_values(module, plan[module])
+            )
+            start = query.begin
+            for answer in values:
+                for name, value in answer:
+                    reply[name] = {"start": start, "length": length, "t": now - start, "x": value}
+
+        source_reply: dict[str, Any] = {}
+
+        refused: list[QueryError] = []
+
+        async def from_sources() -> None:
+            valid = [name for name in names if _valid_channel(name)]
+            if valid:
+                try:
+                    found, trouble = await server.sources.data(query.with_channels(valid))
+                except QueryError as exc:  # the request asks too much (too many points...)
+                    refused.append(exc)
+                    return
+                source_reply.update(found)
+                problems.extend(trouble)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(from_modules)
+            if server.sources:
+                nursery.start_soon(from_sources)
+        if refused:
+            raise BadRequest(str(refused[0]))
+        for name, value in source_reply.items():
+            reply.setdefault(name, value)
+        return _with_problems(reply, problems)
 
     async def unhandled_command(request: Request, merged: Response | None) -> Response | None:
         if merged is not None:
@@ -149,6 +201,23 @@ def core_api(server: Server) -> WebApi:
         return None
 
     return api
+
+
+def _valid_channel(name: str) -> bool:
+    try:
+        check_channel_name(name)
+    except QueryError:
+        return False
+    return True
+
+
+def _with_problems(content: Any, problems: list[str]) -> Any:
+    """The content, with a header naming the data sources that could not answer."""
+    if not problems:
+        return content
+    response = Response(content)
+    response.headers["X-Slowdash-Source-Problems"] = urllib.parse.quote("; ".join(problems))
+    return response
 
 
 def _channel_list(text: str) -> list[str]:

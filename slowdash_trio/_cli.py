@@ -91,19 +91,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         project = load_project(find_project_dir(args.project_dir), args.project_file)
+        for warning in project.warnings:
+            logger.warning("%s", warning)
+        _enter_project(project)
+        server = Server(project, command_mode=not serving)  # checks the data sources
     except ProjectError as exc:
         print(f"slowdash-trio: {exc}", file=sys.stderr)
         return 2
-    for warning in project.warnings:
-        logger.warning("%s", warning)
-    _enter_project(project)
 
     if serving:
         port = DEFAULT_PORT if args.port is None else args.port
         os.environ["SLOWDASH_URL"] = f"http://localhost:{port}"
-        trio.run(_serve, project, args.host or DEFAULT_HOST, port)
+        trio.run(_serve, server, args.host or DEFAULT_HOST, port)
         return 0
-    return trio.run(_query, project, args.command, args.indent)
+    return trio.run(_query, server, args.command, args.indent)
 
 
 def _enter_project(project: Project) -> None:
@@ -115,8 +116,7 @@ def _enter_project(project: Project) -> None:
             sys.path.insert(0, str(path))
 
 
-async def _serve(project: Project, host: str, port: int) -> None:
-    server = Server(project)
+async def _serve(server: Server, host: str, port: int) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_watch_signals, server, nursery.cancel_scope)
         await server.serve(host=host, port=port)  # returns once web and modules have stopped
@@ -140,8 +140,7 @@ async def _watch_signals(server: Server, root: trio.CancelScope) -> None:
                 os._exit(1)
 
 
-async def _query(project: Project, query: str, indent: int | None) -> int:
-    server = Server(project, command_mode=True)
+async def _query(server: Server, query: str, indent: int | None) -> int:
     response = await server.query(query)
     status, content_type, body = render(response, indent)
     if status >= 400:

@@ -6,7 +6,7 @@ still loads; the loader turns each unknown key into a warning with its line.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -63,8 +63,10 @@ class TaskConfig(_Section):
 
 
 class DataSourceConfig(_Section):
-    """One ``data_source:`` entry; its other keys are the plugin's parameters."""
+    """One ``data_source:`` entry; its other keys are the plugin's parameters (checked by
+    the data source itself when the server starts)."""
 
+    extras_are_parameters: ClassVar[bool] = True
     type: str | None = None
     url: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)

@@ -15,7 +15,9 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from .webapi import BadRequest, Finalizer, Request, Response, Route, WebApi
 
@@ -121,17 +123,46 @@ def merge_content(a: Any, b: Any) -> Any:
 
 
 def encode_json(content: Any, indent: int | None = None) -> bytes:
-    """JSON bytes; NaN and infinities become null (JSON has no such numbers)."""
+    """JSON bytes; NaN and infinities become null (JSON has no such numbers).
+
+    Compact replies go through orjson (NumPy arrays included); indented ones, and anything
+    orjson refuses (integers beyond 64 bits, say), through the standard library.
+    """
+    if indent is None:
+        try:
+            return orjson.dumps(content, option=_ORJSON_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError):
+            pass
     separators = (",", ":") if indent is None else None
     try:
         text = json.dumps(
-            content, allow_nan=False, ensure_ascii=False, indent=indent, separators=separators
+            content,
+            allow_nan=False,
+            ensure_ascii=False,
+            indent=indent,
+            separators=separators,
+            default=_plain,
         )
     except ValueError:
         text = json.dumps(
-            _finite(content), ensure_ascii=False, indent=indent, separators=separators
+            _finite(content),
+            ensure_ascii=False,
+            indent=indent,
+            separators=separators,
+            default=_plain,
         )
     return text.encode("utf-8")
+
+
+_ORJSON_OPTIONS: Final = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _plain(value: Any) -> Any:
+    """NumPy arrays and scalars as lists and numbers (for the standard library's encoder)."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return _finite(tolist())
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _finite(value: Any) -> Any:

@@ -376,7 +376,8 @@ def _warn_unknown(
     lines: Mapping[Path_, int],
     warnings: list[str],
 ) -> None:
-    for key in model.model_extra or {}:
+    extras = () if getattr(model, "extras_are_parameters", False) else model.model_extra or {}
+    for key in extras:
         path = _file_path((*loc, key), origin)
         warnings.append(_where(file, lines, path) + f"unknown key '{key}' ignored")
     for name in type(model).model_fields:

@@ -19,7 +19,10 @@ from ._api import core_api
 from ._app import App
 from ._configfiles import config_files_api
 from ._dispatch import HandlerFailed, Mount, dispatch
+from ._errors import ProjectError
 from ._project import Project
+from ._sources import SourceConfigError, build_source
+from ._sources._manager import DataSources
 from ._supervisor import ModuleSupervisor
 from ._usermodule import ModuleSettings, UserModule
 from .webapi import Request, Response, Route
@@ -46,6 +49,7 @@ class Server:
             stop_grace=system.module_stop_grace,
             finalize_timeout=system.module_finalize_timeout,
         )
+        self.sources = _build_sources(project)
         self.modules = _build_modules(project, self.module_settings, command_mode)
         self.supervisor = ModuleSupervisor(
             self.modules, startup_timeout=system.module_startup_timeout
@@ -56,13 +60,11 @@ class Server:
         ]
         self._shutdown = trio.Event()
         self._web_running = False
-        for section, what in (("task", "SlowTask"), ("data_source", "data source")):
-            for index, _ in enumerate(getattr(project.config, section)):
-                logger.warning(
-                    "%s: %s entries are not run by this version of slowdash-trio yet",
-                    project.where(section, index),
-                    what,
-                )
+        for index, _ in enumerate(project.config.task):
+            logger.warning(
+                "%s: SlowTask entries are not run by this version of slowdash-trio yet",
+                project.where("task", index),
+            )
 
     # ------------------------------------------------------------------------------------------
     # requests
@@ -124,16 +126,26 @@ class Server:
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Run until `request_shutdown`; reports the bound URLs once the port is open."""
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.supervisor.run)
-            if self._shutdown.is_set():
-                task_status.started([])
-                return
-            self._web_running = True
-            urls = await nursery.start(functools.partial(self._web, host, port))
-            logger.info("%s is served at %s", self.project.title, ", ".join(urls))
-            task_status.started(urls)
+        async with trio.open_nursery() as outer:
+            await outer.start(self._sources_run)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.supervisor.run)
+                if self._shutdown.is_set():
+                    task_status.started([])
+                    outer.cancel_scope.cancel()
+                    return
+                self._web_running = True
+                urls = await nursery.start(functools.partial(self._web, host, port))
+                logger.info("%s is served at %s", self.project.title, ", ".join(urls))
+                task_status.started(urls)
+            outer.cancel_scope.cancel()  # modules are done: close the data sources
         logger.info("stopped")
+
+    async def _sources_run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        await self.sources.run(
+            startup_timeout=self.project.config.system.module_startup_timeout,
+            task_status=task_status,
+        )
 
     async def _web(self, host: str, port: int, *, task_status: trio.TaskStatus[list[str]]) -> None:
         from ._web import serve_web  # quart and hypercorn load only when serving
@@ -156,12 +168,27 @@ class Server:
         parts = urllib.parse.urlsplit(path)
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
         request = Request("GET", parts.path.removeprefix("/api"), query, internal=True)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(functools.partial(self.supervisor.run, run_routines=False))
+        async with trio.open_nursery() as outer:
+            await outer.start(self._sources_run)
             try:
-                return await self.handle(request)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(functools.partial(self.supervisor.run, run_routines=False))
+                    try:
+                        return await self.handle(request)
+                    finally:
+                        self.supervisor.request_stop()
             finally:
-                self.supervisor.request_stop()
+                outer.cancel_scope.cancel()
+
+
+def _build_sources(project: Project) -> DataSources:
+    sources = []
+    for index, entry in enumerate(project.config.data_source):
+        try:
+            sources.append(build_source(entry.model_dump(), project_dir=project.directory))
+        except SourceConfigError as exc:
+            raise ProjectError(str(exc), file=project.where("data_source", index)) from None
+    return DataSources(sources)
 
 
 def _build_modules(

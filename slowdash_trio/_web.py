@@ -87,12 +87,30 @@ class ApiFront:
             headers=headers,
             client=client[0] if client else None,
         )
-        try:
-            response = await self.server.handle(request)
-        except Exception as exc:
-            logger.exception("%s %s failed", request.method, scope["path"])
-            response = error_response(500, f"internal error: {type(exc).__name__}: {exc}")
-        await _send(send, response)
+        response = await self._answer(request, receive)
+        if response is not None:
+            await _send(send, response)
+
+    async def _answer(self, request: Request, receive: ASGIReceiveCallable) -> Response | None:
+        """The response, or None if the client went away first (its queries are cancelled:
+        a long data query nobody waits for is not left running)."""
+        response: Response | None = None
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                logger.info("%s /api%s: the client went away", request.method, request.path)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            try:
+                response = await self.server.handle(request)
+            except Exception as exc:
+                logger.exception("%s /api%s failed", request.method, request.path)
+                response = error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+            nursery.cancel_scope.cancel()
+        return response
 
     def _too_large(self) -> Response:
         response = error_response(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+import pytest
 import trio
 
 from slowdash_trio._config import ProjectConfig
@@ -21,6 +24,58 @@ from slowdash_trio._server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+POSTGRES_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+# ---------------------------------------------------------------------------------------------
+# services (PostgreSQL, Redis) and ports
+
+
+def service_missing(reason: str) -> NoReturn:
+    """Skip a test whose service is absent; fail it when SLOWDASH_TRIO_REQUIRE_SERVICES=1."""
+    if os.environ.get("SLOWDASH_TRIO_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (SLOWDASH_TRIO_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+def reachable(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections at ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@functools.cache
+def _postgres_problem(url: str) -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'slowdash-trio[postgresql]')"
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"no PostgreSQL server at {url}: {exc}"
+    return None
+
+
+def postgres_url() -> str:
+    """The test server (``SLOWDASH_TRIO_TEST_POSTGRES_URL``), or skip/fail as the rule says."""
+    url = os.environ.get("SLOWDASH_TRIO_TEST_POSTGRES_URL", POSTGRES_DEFAULT_URL)
+    problem = _postgres_problem(url)
+    if problem is not None:
+        service_missing(problem)
+    return url
 
 
 def write(path: Path, text: str) -> Path:
@@ -78,18 +133,22 @@ async def serving(project: Project) -> AsyncIterator[tuple[Server, httpx.AsyncCl
 
 @asynccontextmanager
 async def running(project: Project, *, run_routines: bool = True) -> AsyncIterator[Server]:
-    """The project's modules running, without HTTP; requests go through ``server.handle``."""
+    """The project's data sources open and its modules running, without HTTP; requests go
+    through ``server.handle``."""
     server = Server(project)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: server.supervisor.run(
-                run_routines=run_routines, task_status=task_status
+    async with trio.open_nursery() as outer:
+        await outer.start(server._sources_run)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: server.supervisor.run(
+                    run_routines=run_routines, task_status=task_status
+                )
             )
-        )
-        try:
-            yield server
-        finally:
-            server.supervisor.request_stop()
+            try:
+                yield server
+            finally:
+                server.supervisor.request_stop()
+        outer.cancel_scope.cancel()
 
 
 def interrupt_plain_script(
