@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
+from pathlib import Path
 
 import pytest
+import trio
 from support import EXAMPLES, running
 
 from slowdash_trio._project import load_project
@@ -71,12 +75,49 @@ PROJECTS = sorted(p.name for p in EXAMPLES.iterdir() if (p / "SlowdashProject.ya
 
 
 def test_the_project_examples_are_found() -> None:
-    assert {"worldclock", "usermodule-webapi"} <= set(PROJECTS)
+    assert {"worldclock", "usermodule-webapi", "quicktour"} <= set(PROJECTS)
+
+
+async def test_quicktour_records_and_serves_what_its_layout_shows(tmp_path: Path) -> None:
+    shutil.copytree(
+        EXAMPLES / "quicktour", tmp_path / "quicktour", ignore=shutil.ignore_patterns("*.db*")
+    )
+    project = load_project(tmp_path / "quicktour")
+    layout = json.loads((tmp_path / "quicktour/config/slowplot-QuickTour.json").read_text())
+    wanted = {plot["channel"] for panel in layout["panels"] for plot in panel["plots"]}
+    async with running(project) as server:
+        # the recorder creates the database on its first second; the source comes up on a
+        # retry and then has every channel the layout plots
+        with trio.fail_after(30):
+            while True:
+                listed = await server.app.request_channels()
+                if wanted <= {c["name"] for c in listed}:
+                    break
+                await trio.sleep(0.2)  # polling a state that changes on its own schedule
+        types = {c["name"]: c.get("type") for c in listed}
+        assert types["histogram_ch0"] == "histogram"
+        assert types["graph_ch0_ch1"] == "graph"
+        data = await server.app.request_data(",".join(sorted(wanted)), length=600, to=0)
+        assert set(data) == wanted
+        assert len(data["ch0"]["t"]) == len(data["ch0"]["x"]) >= 1
+        start = data["ch0"]["start"]
+        assert all(0 <= t < 601 for t in data["ch0"]["t"]), start  # start = int(to - length)
+        histogram = data["histogram_ch0"]["x"]
+        assert sum(histogram["counts"]) >= 1
+        assert histogram["bins"] == {"min": -20, "max": 20}
+        graph = data["graph_ch0_ch1"]["x"]
+        assert len(graph["x"]) == len(graph["y"]) >= 1
+        # the raw rows on disk are what the API answered
+        with sqlite3.connect(tmp_path / "quicktour/QuickTourData.db") as conn:
+            (n,) = conn.execute("SELECT count(*) FROM data WHERE channel = 'ch0'").fetchone()
+        assert n >= len(data["ch0"]["x"])
 
 
 @pytest.mark.parametrize("example", PROJECTS)
-async def test_every_example_loads_cleanly(example: str) -> None:
-    project = load_project(EXAMPLES / example)
+async def test_every_example_loads_cleanly(example: str, tmp_path: Path) -> None:
+    # examples may write data files, and may use their siblings' files
+    shutil.copytree(EXAMPLES, tmp_path / "examples", ignore=shutil.ignore_patterns("*.db*"))
+    project = load_project(tmp_path / "examples" / example)
     assert project.warnings == ()
     async with running(project) as server:
         assert all(m.status.error is None for m in server.modules), [
