@@ -67,3 +67,5 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/scpi_bench.py", env=dict(os.environ))
     # the stores against SlowPy's DataStore_SQLite (same baseline package)
     session.run("python", "benchmarks/store_bench.py", env=dict(os.environ))
+    # /api/data on a 9.7-million-row SQLite table against sqlite3 floors (generates the table)
+    session.run("python", "benchmarks/query_bench.py", env=dict(os.environ))

@@ -40,7 +40,7 @@ class _Series:
 
 
 @dataclass(eq=False)
-class SQLTableCache:
+class _TableCache:
     """The cached channels of one (table, field), valid up to ``rowid``."""
 
     rowid: int
@@ -50,12 +50,15 @@ class SQLTableCache:
     """The row at ``rowid``: a row deleted and another inserted under the same rowid (SQLite
     reuses the largest rowid once its row is gone) leaves rowid and count as they were."""
     series: dict[str, _Series] = field(default_factory=dict)
+    version: int | None = None
+    """``PRAGMA data_version`` of the watching connection read before the snapshot this
+    cache was last brought up to date in: while it stays the same, nobody has written."""
 
 
 class RowCache:
     def __init__(self, *, max_points: int = 4_000_000) -> None:
         self.max_points = max_points
-        self._tables: dict[tuple[str, str], SQLTableCache] = {}
+        self._tables: dict[tuple[str, str], _TableCache] = {}
         self._lru: OrderedDict[tuple[str, str, str], int] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -69,11 +72,18 @@ class RowCache:
         return None if found is None else found[tag]
 
     def lookup_many(
-        self, table: SQLTable, tags: list[str], query: DataQuery
+        self,
+        table: SQLTable,
+        tags: list[str],
+        query: DataQuery,
+        version: int | None = None,
     ) -> dict[str, tuple[np.ndarray[Any, np.dtype[np.float64]], list[Any]]] | None:
         """``{tag: (times, values)}`` in the query's window, or None when not cacheable.
 
         Runs in the caller's read transaction: what it returns is that snapshot's truth.
+        ``version``: the database's ``data_version`` read (on another connection) before
+        that transaction began; when it is the one the cache was refreshed at, nothing was
+        written since and the checks are skipped.
         """
         if query.to < time.time() - LIVE_SLACK:
             return None
@@ -82,7 +92,8 @@ class RowCache:
         key = (name, table.field_name)
         with self._lock:
             cache = self._tables.get(key)
-            if cache is not None and not self._refresh(table, cache):
+            unchanged = cache is not None and version is not None and cache.version == version
+            if cache is not None and not unchanged and not self._refresh(table, cache):
                 self._drop(key)
                 cache = None
             missing = []
@@ -96,9 +107,12 @@ class RowCache:
                 if cache is None:
                     return None
             self.hits += len(tags) - len(missing)
+            if cache is None:
+                return None
+            cache.version = version
             out = {}
             for tag in tags:
-                series = cache.series.get(tag) if cache is not None else None
+                series = cache.series.get(tag)
                 if series is None:
                     return None
                 self._lru.move_to_end((*key, tag))
@@ -125,7 +139,7 @@ class RowCache:
         ).fetchone()
         return tuple(row) if row is not None else None
 
-    def _refresh(self, table: SQLTable, cache: SQLTableCache) -> bool:
+    def _refresh(self, table: SQLTable, cache: _TableCache) -> bool:
         """Bring ``cache`` up to date; False if it cannot be (rows were deleted)."""
         conn = table.conn
         (rowid,) = conn.execute(f"SELECT max(rowid) FROM {table.table}").fetchone()
@@ -177,10 +191,10 @@ class RowCache:
         self,
         table: SQLTable,
         key: tuple[str, str],
-        cache: SQLTableCache | None,
+        cache: _TableCache | None,
         tags: list[str],
         lo: float,
-    ) -> SQLTableCache | None:
+    ) -> _TableCache | None:
         try:  # never more than the cache may hold (a LIMIT, not a whole table in memory)
             columns = table._fetch_many(tags, lo, None, [self.max_points])
         except QueryError:
@@ -192,7 +206,7 @@ class RowCache:
                 self._drop(key)  # other series would miss the rows between
                 cache = None
             if cache is None:
-                cache = self._tables[key] = SQLTableCache(rowid, new_lo, count, top)
+                cache = self._tables[key] = _TableCache(rowid, new_lo, count, top)
             else:
                 cache.lo, cache.count = new_lo, count
         for tag, (times, values) in columns.items():

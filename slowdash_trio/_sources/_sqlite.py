@@ -104,6 +104,8 @@ class SQLiteSource(DataSource):
         self._scanned_at = 0.0
         self._columns: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
 
     @property
     def label(self) -> str:
@@ -115,6 +117,23 @@ class SQLiteSource(DataSource):
 
     async def aclose(self) -> None:
         self.pool.close()
+        with self._watch_lock:
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
+
+    def _data_version(self) -> int | None:
+        """``PRAGMA data_version`` of a connection that only watches: it changes whenever
+        another connection commits (what the row cache needs to know)."""
+        with self._watch_lock:
+            try:
+                if self._watch is None:
+                    self._watch = sqlite3.connect(
+                        f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False
+                    )
+                return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                return None
 
     # ------------------------------------------------------------------------------------------
     # channels
@@ -269,6 +288,7 @@ class SQLiteSource(DataSource):
     def _answer(
         self, conn: sqlite3.Connection, query: DataQuery, bindings: dict[str, list[Binding]]
     ) -> dict[str, Any]:
+        version = self._data_version() if self.cache is not None else None  # before BEGIN
         conn.execute("BEGIN")  # one snapshot for every statement of this answer
         columns: dict[str, set[str]] = {}
         bindings = {
@@ -277,7 +297,7 @@ class SQLiteSource(DataSource):
         }
         reply: dict[str, Any] = {}
         budget = [MAX_RAW_POINTS]
-        batch = self._raw_batch(conn, query, bindings, budget)
+        batch = self._raw_batch(conn, query, bindings, budget, version)
         for name, candidates in bindings.items():
             for binding in candidates:
                 try:
@@ -320,6 +340,7 @@ class SQLiteSource(DataSource):
         query: DataQuery,
         bindings: dict[str, list[Binding]],
         budget: list[int],
+        version: int | None = None,
     ) -> dict[tuple[int, str, str | None], Any]:
         """Raw windows (for a resampled query: bucket statistics) of every tag asked of a
         long table, read with one statement per table and field (a statement per channel
@@ -335,7 +356,7 @@ class SQLiteSource(DataSource):
         for (key, field_name), (entry, tags) in groups.items():
             table = SQLTable(conn, entry, field_name)
             try:
-                answers = table.raw_many(sorted(tags), query, budget, self.cache)
+                answers = table.raw_many(sorted(tags), query, budget, self.cache, version)
             except sqlite3.OperationalError as exc:
                 if "no such column" in str(exc) or "no such table" in str(exc):
                     continue

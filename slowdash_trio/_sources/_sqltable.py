@@ -126,14 +126,19 @@ class SQLTable:
         return raw_reply(query, [row[0] for row in rows], values)
 
     def raw_many(
-        self, tags: list[str], query: DataQuery, budget: list[int], cache: RowCache | None
+        self,
+        tags: list[str],
+        query: DataQuery,
+        budget: list[int],
+        cache: RowCache | None,
+        version: int | None = None,
     ) -> dict[str, dict[str, Any] | None]:
         """Raw windows of several tags of a long table: one statement (or the cache)."""
         assert self.field is not None
         assert self.tag is not None
         series: dict[str, tuple[Any, list[Any]]] | None = None
         if cache is not None and self._time_type() == "unix":
-            series = cache.lookup_many(self, tags, query)
+            series = cache.lookup_many(self, tags, query, version)
         if series is None:
             series = self._fetch_many(tags, query.begin, query.to, budget)
         else:
