@@ -20,10 +20,13 @@ from ._app import App
 from ._configfiles import config_files_api
 from ._dispatch import HandlerFailed, Mount, dispatch
 from ._errors import ProjectError
+from ._hub import Hub
 from ._project import Project
 from ._sources import SourceConfigError, build_source
 from ._sources._manager import DataSources
+from ._streaming_api import streaming_api
 from ._supervisor import ModuleSupervisor
+from ._tasks import TaskManager
 from ._usermodule import ModuleSettings, UserModule
 from .webapi import Request, Response, Route
 
@@ -54,9 +57,13 @@ class Server:
         self.supervisor = ModuleSupervisor(
             self.modules, startup_timeout=system.module_startup_timeout
         )
+        self.hub = Hub()
+        self.tasks = TaskManager(self)
         self._builtin = [
             Mount(core_api(self), "server", _call_builtin),
             Mount(config_files_api(self), "server", _call_builtin),
+            Mount(self.tasks.webapi(), "tasks", _call_builtin),
+            Mount(streaming_api(self), "streaming", _call_builtin),
         ]
         self._shutdown = trio.Event()
         self._web_running = False
@@ -128,10 +135,13 @@ class Server:
         """Run until `request_shutdown`; reports the bound URLs once the port is open."""
         async with trio.open_nursery() as outer:
             await outer.start(self._sources_run)
+            await outer.start(self.hub.run)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.supervisor.run)
+                await nursery.start(self.tasks.run)
                 if self._shutdown.is_set():
                     task_status.started([])
+                    self.tasks.request_stop()
                     outer.cancel_scope.cancel()
                     return
                 self._web_running = True
@@ -155,12 +165,14 @@ class Server:
         finally:
             self._web_running = False
             self.supervisor.request_stop()
+            self.tasks.request_stop()
 
     def request_shutdown(self) -> None:
         """Stop serving: the web server first, then the modules."""
         self._shutdown.set()
         if not self._web_running:
             self.supervisor.request_stop()
+            self.tasks.request_stop()
 
     async def query(self, path: str) -> Response:
         """Query mode: load and initialize modules (no ``_run``/``_loop``), answer one GET of

@@ -12,7 +12,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ._deliver import deliver_hook, get_deliver_hook, set_deliver_hook
+from ._deliver import deliver_hook, get_deliver_hook, set_deliver_hook, set_export_hook
 from ._dummy import (
     RandomChargeDevice,
     RandomHitDevice,
@@ -129,6 +129,7 @@ __all__ = [
     "deliver_hook",
     "get_deliver_hook",
     "set_deliver_hook",
+    "set_export_hook",
     "stop_scope",
     "EthernetNode",
     "HttpStatusError",

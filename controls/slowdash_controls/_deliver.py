@@ -20,6 +20,32 @@ DeliverHook = Callable[["ControlNode | None", Any, "str | None"], Awaitable[None
 
 _hook: DeliverHook | None = None
 
+#: ``hook(obj, name) -> channel``: makes ``obj`` (a node, a data object, a dict, a dataclass)
+#: a channel of the running task; returns the channel name it got.
+ExportHook = Callable[[Any, "str | None"], str]
+
+_export_hook: ExportHook | None = None
+_unnamed = 0
+
+
+def set_export_hook(hook: ExportHook | None) -> ExportHook | None:
+    """Install ``hook`` for every later ``ControlSystem.export()``; returns the previous one."""
+    global _export_hook
+    previous, _export_hook = _export_hook, hook
+    return previous
+
+
+def export(obj: Any, name: str | None = None) -> str:
+    """Make ``obj`` a channel (inside the server); in a plain script only names it."""
+    global _unnamed
+    hook = _export_hook
+    if hook is not None:
+        return hook(obj, name)
+    if name is None:
+        _unnamed += 1
+        name = f"unnamed{_unnamed:02d}"
+    return name
+
 
 def set_deliver_hook(hook: DeliverHook | None) -> DeliverHook | None:
     """Install ``hook`` for every later ``deliver()``; returns the one it replaces."""

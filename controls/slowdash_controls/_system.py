@@ -76,6 +76,18 @@ class ControlSystem(ControlNode):
         signal.signal(signal_number, handler)
 
     @classmethod
+    def export(cls, obj: Any, name: str | None = None) -> str:
+        """Make ``obj`` a channel of the running task (its value answered in ``/api/data``,
+        written back by the browser's ``sd-live`` inputs); returns the channel name. A plain
+        script has no channels: the name is only returned. No I/O: callable anywhere."""
+        return _deliver.export(obj, name)
+
+    @classmethod
+    async def aio_export(cls, obj: Any, name: str | None = None) -> str:
+        """``export`` for async code (the original's name)."""
+        return _deliver.export(obj, name)
+
+    @classmethod
     async def aio_publish(cls, obj: Any, name: str | None = None) -> None:
         """Publish a value (or a node's value) to receivers under ``name``."""
         if isinstance(obj, ControlNode):
