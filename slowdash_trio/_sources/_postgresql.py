@@ -39,7 +39,6 @@ import math
 import os
 import re
 import threading
-import weakref
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -50,19 +49,18 @@ from typing import Any, Final, TypeVar
 import psycopg
 import trio
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import TransactionStatus
 
 from slowdash_stores._postgresql import redact
 
 from ._base import (
     DataSource,
     SourceConfigError,
-    SourceUnavailable,
     TableEntry,
     ViewEntry,
     table_entries,
     view_entries,
 )
+from ._pgpool import Call, Pool
 from ._query import (
     MAX_BUCKETS,
     DataQuery,
@@ -254,102 +252,6 @@ def view_sql(text: str, begin: float, to: float, zone: datetime.tzinfo | None) -
 # connections
 
 
-class _Abandoned(Exception):
-    """Internal: the call was cancelled before its thread took a connection."""
-
-
-class _Call:
-    """One worker-thread call: the connection it uses, and cancellation from Trio."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.conn: psycopg.Connection[Any] | None = None
-        self.cancelled = False
-
-    def attach(self, conn: psycopg.Connection[Any]) -> bool:
-        with self.lock:
-            if self.cancelled:
-                return False
-            self.conn = conn
-            return True
-
-    def detach(self) -> None:
-        with self.lock:
-            self.conn = None
-
-    def cancel(self) -> None:
-        """Ask the server to stop the running statement (blocking: run it in a thread)."""
-        with self.lock:
-            self.cancelled = True
-            if self.conn is not None and not self.conn.closed:
-                try:
-                    self.conn.cancel_safe(timeout=5)
-                except Exception as exc:  # the statement ends anyway, or the link is gone
-                    logger.debug("cancel request failed: %s", exc)
-
-
-class _Pool:
-    """Idle connections, shared by the worker threads (at most ``size`` in use)."""
-
-    def __init__(self, params: dict[str, Any], address: str, size: int) -> None:
-        self.params = params
-        self.address = address
-        self.size = size
-        self.lock = threading.Lock()
-        self.idle: list[psycopg.Connection[Any]] = []
-        self.calls: weakref.WeakSet[_Call] = weakref.WeakSet()
-        self.closed = False
-
-    def take(self) -> psycopg.Connection[Any]:
-        with self.lock:
-            if self.idle:
-                return self.idle.pop()
-        try:
-            return psycopg.connect(autocommit=True, **self.params)
-        except psycopg.Error as exc:
-            message = redact(str(exc).strip().replace("\n", " "))
-            raise SourceUnavailable(f"{self.address}: cannot connect: {message}") from None
-
-    def give(self, conn: psycopg.Connection[Any]) -> None:
-        healthy = (
-            not conn.closed
-            and not conn.broken
-            and conn.info.transaction_status == TransactionStatus.IDLE
-        )
-        with self.lock:
-            if healthy and not self.closed and len(self.idle) < self.size:
-                self.idle.append(conn)
-                return
-        conn.close()
-
-    def drop_idle(self, *, closed: bool) -> None:
-        with self.lock:
-            self.closed = closed
-            idle, self.idle = self.idle, []
-        for conn in idle:
-            conn.close()
-
-    def work(self, call: _Call, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
-        conn = self.take()
-        if not call.attach(conn):
-            self.give(conn)
-            raise _Abandoned  # nobody awaits it
-        try:
-            return fn(conn)
-        except psycopg.Error as exc:
-            if conn.closed or conn.broken:
-                message = redact(str(exc).strip().replace("\n", " "))
-                raise SourceUnavailable(f"{self.address}: connection lost: {message}") from None
-            raise
-        finally:
-            call.detach()
-            self.give(conn)
-
-
-# ----------------------------------------------------------------------------------------------
-# the source
-
-
 class PostgreSQLSource(DataSource):
     kind = "PostgreSQL"
 
@@ -387,7 +289,7 @@ class PostgreSQLSource(DataSource):
         conninfo.setdefault("connect_timeout", str(max(2, math.ceil(timeout))))
         host, port = conninfo.get("host", "localhost"), conninfo.get("port", "5432")
         self.address = f"postgresql://{host}:{port}/{conninfo.get('dbname', '')}"
-        self._pool = _Pool(conninfo, self.address, size)
+        self._pool = Pool(conninfo, self.address, size)
         self._limiter = trio.CapacityLimiter(size)
         self._lock = threading.Lock()
         self._tables: dict[int, Table] = {}
@@ -400,7 +302,7 @@ class PostgreSQLSource(DataSource):
 
     async def _run(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
         """``fn(conn)`` in a worker thread; its statement is cancelled if this task is."""
-        call = _Call()
+        call = Call()
         with self._pool.lock:
             self._pool.calls.add(call)
         try:

@@ -33,6 +33,7 @@ from slowdash_stores import (
     Histogram2d,
     LongTableFormat_DateTime_PostgreSQL,
 )
+from slowdash_trio._sources import _pgpool as pgpool
 from slowdash_trio._sources import _postgresql as pgmod
 from slowdash_trio._sources._base import SourceConfigError, SourceUnavailable, build_source
 from slowdash_trio._sources._postgresql import PostgreSQLSource, local_zone, plain
@@ -878,13 +879,13 @@ async def test_queries_use_the_indexes(
     )
     db.execute(f"ANALYZE {table}")
     log: list[tuple[Any, Any]] = []
-    take = pgmod._Pool.take
+    take = pgpool.Pool.take
 
     def recording_take(pool: Any) -> Any:
         conn = take(pool)
         return conn if isinstance(conn, Recording) else Recording(conn, log)
 
-    monkeypatch.setattr(pgmod._Pool, "take", recording_take)
+    monkeypatch.setattr(pgpool.Pool, "take", recording_take)
     source = await make(time_series=f"{table}[channel]@{TZ}=value")
     assert len(await source.channels()) == 20
     for kw in (
