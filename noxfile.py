@@ -69,3 +69,5 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/store_bench.py", env=dict(os.environ))
     # /api/data on a 9.7-million-row SQLite table against sqlite3 floors (generates the table)
     session.run("python", "benchmarks/query_bench.py", env=dict(os.environ))
+    # live streaming to 50 WebSocket clients against a bare hypercorn+quart-trio broadcast
+    session.run("python", "benchmarks/stream_bench.py", env=dict(os.environ))

@@ -62,6 +62,18 @@ class App:
             raise ApiError(response.status, str(message or content))
         return response.content
 
+    async def request_publish(self, topic: str, message: Any, sender: str | None = None) -> Any:
+        """Publish ``message`` on ``topic`` as ``POST /api/emit/TOPIC`` does: for
+        ``current_data`` a ``{CH: {"t": T, "x": X}}`` document reaches every attached browser
+        and the tasks' exported variables."""
+        url = f"/emit/{urllib.parse.quote(topic, safe='')}"
+        if sender is not None:
+            url += "?" + urllib.parse.urlencode({"sender": sender})
+        return await self.request(url, message)
+
+    #: the original's name for `request_publish`
+    request_emit = request_publish
+
     async def request_config(self) -> Any:
         return await self.request("/config")
 

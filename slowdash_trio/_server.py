@@ -57,7 +57,7 @@ class Server:
         self.supervisor = ModuleSupervisor(
             self.modules, startup_timeout=system.module_startup_timeout
         )
-        self.hub = Hub()
+        self.hub = Hub(self)
         self.tasks = TaskManager(self)
         self._builtin = [
             Mount(core_api(self), "server", _call_builtin),
@@ -67,11 +67,6 @@ class Server:
         ]
         self._shutdown = trio.Event()
         self._web_running = False
-        for index, _ in enumerate(project.config.task):
-            logger.warning(
-                "%s: SlowTask entries are not run by this version of slowdash-trio yet",
-                project.where("task", index),
-            )
 
     # ------------------------------------------------------------------------------------------
     # requests
@@ -80,7 +75,7 @@ class Server:
         return [module for module in self.modules if module.is_serving]
 
     def mounts(self) -> Iterable[Mount]:
-        for module in self.modules:
+        for module in [*self.modules, *self.tasks.serving_modules()]:
             if module.webapis and module.is_serving:
                 yield from (
                     Mount(api, module.name, _module_invoker(module)) for api in module.webapis

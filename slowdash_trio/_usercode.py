@@ -21,7 +21,7 @@ import inspect
 import sys
 import time
 import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,9 +135,12 @@ class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
         return compile(self.get_data(path), path, "exec", dont_inherit=True)
 
 
-def import_user_file(name: str, file: Path) -> types.ModuleType:
+def import_user_file(
+    name: str, file: Path, preset: Mapping[str, Any] | None = None
+) -> types.ModuleType:
     """Import ``file`` as ``slowdash_user.<name>``: a private namespace, no ``sys.path`` change,
-    always from source.
+    always from source. ``preset`` names are placed in the module's namespace before its
+    code runs.
 
     Registered in ``sys.modules`` (dataclasses and pickle look modules up there).
     """
@@ -151,6 +154,8 @@ def import_user_file(name: str, file: Path) -> types.ModuleType:
     if spec is None:
         raise ModuleError(f"cannot import {file}")
     module = importlib.util.module_from_spec(spec)
+    if preset:
+        vars(module).update(preset)
     sys.modules[qualname] = module
     try:
         loader.exec_module(module)

@@ -223,7 +223,9 @@ class UserModule:
             self._set_state(ModuleState.ERROR)
             return
         try:
-            module = await self._thread.run("load", import_user_file, self.name, self.file)
+            module = await self._thread.run(
+                "load", import_user_file, self.name, self.file, self.preset_globals()
+            )
         except (Exception, SystemExit) as exc:
             self.record_error("load", _describe(exc), exc)
             self._set_state(ModuleState.ERROR)
@@ -235,6 +237,17 @@ class UserModule:
             await self._lifecycle_call("_setup", self.settings.app, self.parameters)
         if not self._stopping:
             await self._lifecycle_call("_initialize", self.parameters)
+        if not self._stopping:
+            await self._after_initialize()
+
+    def preset_globals(self) -> dict[str, Any]:
+        """Names placed in the module's namespace before its code runs (none for a module;
+        a task gets ``ControlSystem``)."""
+        return {}
+
+    async def _after_initialize(self) -> None:
+        """A step after ``_initialize``, before the module counts as running (tasks process
+        ``_export()`` here)."""
 
     async def _lifecycle_call(self, name: str, *candidates: Any) -> bool:
         """Call a thread-side callback if defined; True if it returned without raising."""

@@ -1,18 +1,24 @@
-"""HTTP: hypercorn's Trio worker serving an ASGI front that answers ``/api`` itself and hands
-everything else (pages; later static files and WebSockets) to a quart-trio app.
+"""HTTP: hypercorn's Trio worker serving an ASGI front that answers ``/api`` and
+``/ws/attach/{topic}`` itself and hands everything else (pages, static files) to a quart-trio
+app.
 
 The API is answered by our dispatcher in a few lines of ASGI rather than through Quart's
 routing: Quart adds about half again the server CPU per request (reference/toolchain.md), and
-the dispatcher already does routing and merging. Pages and WebSockets stay with Quart.
+the dispatcher already does routing and merging. WebSockets (`attach`) are plain ASGI too.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import logging
+import os
+import socket
+import stat
+import struct
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config
@@ -23,10 +29,13 @@ from hypercorn.typing import (
     ASGISendCallable,
     HTTPScope,
     Scope,
+    WebsocketScope,
 )
 from quart_trio import QuartTrio
 
 from ._dispatch import error_response, render
+from ._hub import Subscriber
+from ._streaming_api import accept_current, check_topic, parse_current
 from .webapi import Request, Response
 
 if TYPE_CHECKING:
@@ -38,10 +47,13 @@ logger = logging.getLogger("slowdash_trio.web")
 class ApiFront:
     """ASGI application: ``/api/...`` HTTP requests go to the server's dispatcher."""
 
-    def __init__(self, server: Server, fallback: ASGIFramework) -> None:
+    def __init__(
+        self, server: Server, fallback: ASGIFramework, stopping: trio.Event | None = None
+    ) -> None:
         self.server = server
         self.fallback = fallback
         self.max_body = server.project.config.system.max_request_body
+        self.stopping = stopping if stopping is not None else trio.Event()
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -51,6 +63,9 @@ class ApiFront:
             if path == "/api" or path.startswith("/api/"):
                 await self._api(scope, receive, send)
                 return
+        elif scope["type"] == "websocket" and scope["path"].startswith("/ws/attach/"):
+            await attach(self.server, self.stopping, scope, receive, send)
+            return
         await self.fallback(scope, receive, send)
 
     async def _api(
@@ -175,5 +190,150 @@ async def serve_web(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 3.0
     config.include_server_header = False
-    front = ApiFront(server, build_pages(server))
-    await serve(front, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
+    config.websocket_max_message_size = MAX_FRAME
+    stopping = trio.Event()
+
+    async def stop() -> None:
+        await shutdown_trigger()
+        stopping.set()  # WebSockets close at once instead of holding the graceful timeout
+
+    front = ApiFront(server, build_pages(server), stopping)
+    await serve(front, config, shutdown_trigger=stop, task_status=task_status)
+
+
+# ---------------------------------------------------------------------------------------------
+# WebSockets: /ws/attach/{topic}
+
+MAX_FRAME = 4 << 20  # hypercorn closes the connection (1009) on larger messages
+CLOSE_GRACE = 1.0  # seconds a closing frame may take before the connection is cut
+_GOING_AWAY, _POLICY, _TRY_LATER = 1001, 1008, 1013
+
+
+async def attach(
+    server: Server,
+    stopping: trio.Event,
+    scope: WebsocketScope,
+    receive: ASGIReceiveCallable,
+    send: ASGISendCallable,
+) -> None:
+    """One browser attached to a topic: frames from the hub out, emits in.
+
+    One task sends what the subscriber's buffer holds (so a slow peer only ever delays its own
+    buffer), one reads. A peer dropped by the hub, or still attached at shutdown, gets a close
+    frame; if that cannot be written within `CLOSE_GRACE` (a peer that stopped reading), the
+    TCP connection is cut: hypercorn shields its socket writes from cancellation.
+    """
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+    topic = scope["path"].removeprefix("/ws/attach/")
+    try:
+        check_topic(topic)
+    except ValueError as exc:
+        await send({"type": "websocket.close", "code": _POLICY, "reason": _reason(str(exc))})
+        return
+    hub = server.hub
+    subscriber = hub.subscribe(topic)
+    code = _TRY_LATER
+    try:
+        async with trio.open_nursery() as nursery:
+
+            def cut_later(reason: str = "") -> None:
+                nursery.start_soon(_cut_after, CLOSE_GRACE, scope)
+
+            async def watch_stopping() -> None:
+                nonlocal code
+                await stopping.wait()
+                code = _GOING_AWAY
+                subscriber.close("server shutting down")
+                cut_later()
+
+            async def read() -> None:
+                await _read(server, subscriber, receive)
+                nursery.cancel_scope.cancel()  # the peer went away
+
+            subscriber.on_drop = cut_later
+            nursery.start_soon(watch_stopping)
+            nursery.start_soon(read)
+            while (message := await subscriber.next_message()) is not None:
+                await send({"type": "websocket.send", "bytes": None, "text": message})
+            reason = _reason(subscriber.close_reason)
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+            nursery.cancel_scope.cancel()
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+async def _read(server: Server, subscriber: Subscriber, receive: ASGIReceiveCallable) -> None:
+    """Emit what the peer sends; answer bad messages with ``{"error": ...}``; return when the
+    peer goes away."""
+    limit = server.hub.limits.max_message
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        data: str | bytes | None = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        if not data:
+            continue
+        try:
+            if subscriber.topic == "current_data":
+                values = parse_current(data, limit)
+                await accept_current(server, values, None)
+            elif len(data) > limit:
+                raise ValueError(f"message larger than {limit} bytes")
+            else:
+                text = data if isinstance(data, str) else data.decode("utf-8")
+                server.hub.publish(subscriber.topic, text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            subscriber.notify(json.dumps({"error": str(exc)}))
+        except Exception as exc:
+            logger.exception("a %s message failed", subscriber.topic)
+            subscriber.notify(json.dumps({"error": f"internal error: {type(exc).__name__}"}))
+
+
+def _reason(text: str) -> str:
+    """A close reason within the protocol's 123 bytes."""
+    encoded = text.encode("utf-8")[:120]
+    return encoded.decode("utf-8", errors="ignore")
+
+
+async def _cut_after(delay: float, scope: WebsocketScope) -> None:
+    await trio.sleep(delay)
+    server, client = scope.get("server"), scope.get("client")
+    if server is None or client is None or not cut_connection(tuple(server), tuple(client)):
+        logger.warning("could not cut the connection of %s", client)
+
+
+def cut_connection(local: tuple[Any, ...], peer: tuple[Any, ...]) -> bool:
+    """Reset this process's TCP connection ``local`` <-> ``peer`` (both ``(host, port)``).
+
+    Found by its addresses among the process's descriptors (Linux ``/proc/self/fd``, else
+    ``/dev/fd``): a duplicate is shut down with a zero linger, which wakes a writer blocked on
+    it with an error and resets the connection when the server closes it.
+    """
+    fd_dir = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    try:
+        entries = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for entry in entries:
+        try:
+            fd = int(entry)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if sock.type != socket.SOCK_STREAM:
+                    continue
+                if (
+                    tuple(sock.getsockname()[:2]) != local[:2]
+                    or tuple(sock.getpeername()[:2]) != peer[:2]
+                ):
+                    continue
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
+                return True
+        except (OSError, ValueError):
+            continue
+    return False

@@ -58,7 +58,8 @@ async def test_ping_and_config(make_project: MakeProject) -> None:
         "is_async": True,
     }
     assert config["style"] == {"theme": "dark"}
-    assert config["task_module"] == {"t1": {"auto_load": True}}
+    assert config["task_module"]["t1"]["auto_load"] is True  # the task manager adds its state
+    assert config["task_module"]["t1"]["state"] == "listed"  # running() does not start tasks
     assert config["user_module"]["first"]["state"] == "running"
     assert config["user_module"]["first"]["error"] is None
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import _deliver
+from . import _deliver, _portal
+from ._errors import WrongThreadError
 from ._node import ControlNode, ValueNode
 from ._plugins import SEARCH_DIRS, import_builtin
 from ._stop import current_stop_scope, owning_token
@@ -94,6 +95,31 @@ class ControlSystem(ControlNode):
             await obj.deliver(name)
         else:
             await _deliver.publish(None, obj, name)
+
+    @classmethod
+    async def aio_stream(cls, name: str, value: Any) -> None:
+        """Publish ``value`` (a node is read first) to browsers as channel ``name``; a plain
+        script has no receivers and this does nothing."""
+        await cls.aio_publish(value, name)
+
+    @classmethod
+    def stream(cls, name: str, value: Any) -> None:
+        """``aio_stream`` for sync code (a task's thread). A plain script has no receivers:
+        nothing is read or sent. On the Trio thread use ``await aio_stream(...)``."""
+        if _deliver.get_deliver_hook() is None:
+            return
+        if _portal.on_trio_thread():
+            raise WrongThreadError(
+                "ControlSystem.stream() would block the Trio loop; in async code use "
+                "`await ControlSystem.aio_stream(name, value)` instead"
+            )
+        _portal.run_sync(
+            cls.aio_stream,
+            name,
+            value,
+            what=lambda: "ControlSystem.stream()",
+            aio_name="aio_stream",
+        )
 
     # ---- built-in branches ----------------------------------------------------------------
     def ethernet(
