@@ -32,6 +32,7 @@ class SourceState:
     since: float = field(default_factory=time.time)
     attempts: int = 0
     next_try: float = 0.0
+    warned: bool = False
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"type": self.source.kind, "name": self.source.label}
@@ -116,15 +117,21 @@ class DataSources:
         if state.state != "up":
             logger.info("%s: up", state.source.label)
         state.state, state.error, state.since, state.attempts = "up", None, time.time(), 0
+        state.warned = False
 
     def _down(self, state: SourceState, message: str) -> None:
-        if state.state != "down" or state.error != message:
+        if state.state == "connecting" and state.attempts <= 1:
+            # at start a file may be about to be created (a module's first write): say so
+            # quietly, and warn if the first retry fails too
+            logger.info("%s: not available yet: %s (retrying)", state.source.label, message)
+        elif not state.warned or state.error != message:
             logger.warning(
                 "%s: down: %s (retried every %g s)",
                 state.source.label,
                 message,
                 self.retry_interval,
             )
+            state.warned = True
         if state.state != "down":
             state.since = time.time()
         state.state, state.error = "down", message
