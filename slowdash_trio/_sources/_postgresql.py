@@ -54,6 +54,7 @@ from slowdash_stores._postgresql import redact
 
 from ._base import (
     DataSource,
+    PartialReply,
     SourceConfigError,
     TableEntry,
     ViewEntry,
@@ -598,9 +599,14 @@ class PostgreSQLSource(DataSource):
 
     def _data(self, conn: psycopg.Connection[Any], query: DataQuery) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        problems: list[str] = []
         for view in self.views:
             if view.name in query.channels:
-                out[view.name] = self._view(conn, view, query)
+                try:
+                    out[view.name] = self._view(conn, view, query)
+                except RuntimeError as exc:  # a broken view spoils only itself
+                    logger.warning("%s: %s", self.label, exc)
+                    problems.append(str(exc))
         budget = [MAX_RAW_POINTS]
         for index in range(len(self.entries)):
             t = self._table(conn, index)
@@ -618,7 +624,7 @@ class PostgreSQLSource(DataSource):
                     out.update(self._resampled(conn, t, req, query))
             except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
                 self._forget(index)  # the table changed under us: looked up again next time
-        return out
+        return PartialReply(out, problems) if problems else out
 
     def _requests(
         self, conn: psycopg.Connection[Any], index: int, t: Table, names: Iterable[str]

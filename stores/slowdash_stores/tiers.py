@@ -249,11 +249,14 @@ def distinct_channels(conn: Any, table: str, tag: str) -> list[tuple[Any]]:
     usable = [(w, d) for w, d in done.items() if d is not None]
     if usable:
         w, until = max(usable)
-        return list(
-            conn.execute(
-                f"SELECT DISTINCT channel FROM {_q(tier_table(table, w))} UNION "
-                f"SELECT DISTINCT channel FROM {_q(table)} WHERE timestamp >= ?",
-                (until,),
+        try:
+            return list(
+                conn.execute(
+                    f"SELECT DISTINCT channel FROM {_q(tier_table(table, w))} UNION "
+                    f"SELECT DISTINCT channel FROM {_q(table)} WHERE timestamp >= ?",
+                    (until,),
+                )
             )
-        )
+        except sqlite3.OperationalError:  # tiers built on another time column: scan
+            pass
     return list(conn.execute(f"SELECT DISTINCT {_q(tag)} FROM {_q(table)}"))

@@ -24,7 +24,7 @@ from support import ROOT
 
 from slowdash_stores import DataStore_SQLite, Histogram, LongTableFormat
 from slowdash_stores import tiers as layout
-from slowdash_trio._sources import DataQuery, _tiers, parse_query
+from slowdash_trio._sources import DataQuery, _tiers, build_source, parse_query
 from slowdash_trio._sources._sqlite import SQLiteSource
 
 TA = 1_699_999_200  # a multiple of 3600
@@ -419,3 +419,24 @@ async def test_late_rows_through_a_table_format_of_its_own(
 def test_bad_tier_widths(widths: tuple[Any, ...], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="a tier width is a whole number of seconds >= 1"):
         DataStore_SQLite(f"sqlite:///{tmp_path}/x", "data", tiers=widths)
+
+
+async def test_tiers_built_on_another_time_column_still_list_channels(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE t(ts REAL, channel TEXT, value REAL, PRIMARY KEY(ts, channel))")
+        conn.executemany(
+            "INSERT INTO t VALUES(?,?,?)",
+            [(1_700_000_000.0 + i, ch, i / 8) for i in range(7200) for ch in ("a", "b")],
+        )
+    done = layout.build_tiers(str(path), "t", (60,), time="ts")
+    assert done[60] is not None and done[60] % 60 == 0
+    source = build_source(
+        {"url": f"sqlite:///{path}", "time_series": {"schema": "t[channel]@ts(unix)=value"}},
+        project_dir=tmp_path,
+    )
+    await source.open()
+    try:
+        assert sorted(c["name"] for c in await source.channels()) == ["a", "b"]
+    finally:
+        await source.aclose()
