@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -9,7 +10,8 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -53,6 +55,33 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@contextlib.contextmanager
+def redis_prefix(dbs: Sequence[int], letter: str = "t") -> Iterator[str]:
+    """A key prefix of a test's own on the shared Redis at 127.0.0.1:6379 (skip/fail if it
+    is absent); its keys and channel-registry entries in ``dbs`` are deleted afterwards
+    (never FLUSHDB: other tests share the server)."""
+    if not reachable(6379):
+        service_missing("no Redis server at 127.0.0.1:6379")
+    prefix = f"{letter}{uuid.uuid4().hex[:12]}."
+    try:
+        yield prefix
+    finally:
+        import redis
+
+        from slowdash_stores import RedisLayout
+
+        for db in dbs:
+            with redis.Redis(host="127.0.0.1", port=6379, db=db, decode_responses=True) as r:
+                keys = list(r.scan_iter(match=f"*{prefix}*", count=1000))
+                if keys:
+                    r.delete(*keys)
+                for kind in RedisLayout.KINDS:
+                    key = RedisLayout.channels_key(kind)
+                    mine = [name for name in r.smembers(key) if prefix in name]
+                    if mine:
+                        r.srem(key, *mine)
 
 
 @functools.cache

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 import trio
-from support import build_project, free_port, reachable, service_missing, serving
+from support import build_project, free_port, reachable, redis_prefix, service_missing, serving
 
 try:
     import redis
@@ -59,26 +59,11 @@ def client(db: int = DB, port: int = 6379) -> Any:
     return redis.Redis(host="127.0.0.1", port=port, db=db, decode_responses=True)
 
 
-def cleanup(prefix: str) -> None:
-    r = client()
-    keys = list(r.scan_iter(match=f"*{prefix}*", count=1000))
-    if keys:
-        r.delete(*keys)
-    for kind in L.KINDS:
-        mine = [name for name in r.smembers(L.channels_key(kind)) if prefix in name]
-        if mine:
-            r.srem(L.channels_key(kind), *mine)
-    r.close()
-
-
 @pytest.fixture
 def p() -> Iterator[str]:
     """A channel prefix of this test's own on the shared server, cleaned up after."""
-    if not reachable(6379):
-        service_missing("no Redis server at 127.0.0.1:6379")
-    prefix = f"s{uuid.uuid4().hex[:10]}."
-    yield prefix
-    cleanup(prefix)
+    with redis_prefix([DB], "s") as prefix:
+        yield prefix
 
 
 async def write(fill: Callable[[DataStore_Redis], None], url: str = URL, **options: Any) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import trio
-from support import free_port, reachable, service_missing
+from support import free_port, redis_prefix, service_missing
 
 try:
     import redis
@@ -68,28 +68,11 @@ def client(db: int = DB, port: int = 6379) -> Any:
     return redis.Redis(host="127.0.0.1", port=port, db=db, decode_responses=True)
 
 
-def cleanup(prefix: str) -> None:
-    for db in (DB, OTHER_DB):
-        r = client(db)
-        keys = list(r.scan_iter(match=f"*{prefix}*", count=1000))
-        if keys:
-            r.delete(*keys)
-        for kind in L.KINDS:
-            key = L.channels_key(kind)
-            mine = [name for name in r.smembers(key) if name.startswith(prefix)]
-            if mine:
-                r.srem(key, *mine)
-        r.close()
-
-
 @pytest.fixture
 def p() -> Iterator[str]:
     """A channel prefix of this test's own on the shared server, cleaned up after."""
-    if not reachable(6379):
-        service_missing("no Redis server at 127.0.0.1:6379")
-    prefix = f"t{uuid.uuid4().hex[:12]}."
-    yield prefix
-    cleanup(prefix)
+    with redis_prefix([DB, OTHER_DB]) as prefix:
+        yield prefix
 
 
 @pytest.fixture
