@@ -60,7 +60,8 @@ def task_api(manager: TaskManager) -> WebApi:
 
     @api.post("/update/tasklist")
     async def update_tasklist() -> Any:
-        return {"status": "ok", "added": manager.scan()}
+        found = await trio.to_thread.run_sync(manager.find_files)
+        return {"status": "ok", "added": manager.add_found(found)}
 
     @api.get("/config")
     async def config() -> Any:

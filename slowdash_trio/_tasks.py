@@ -97,17 +97,29 @@ class TaskManager:
     def scan(self) -> list[str]:
         """Add every ``config/slowtask-NAME.py`` not yet known (listed, not loaded); returns
         the names added. Tasks whose file was deleted stay listed."""
+        return self.add_found(self.find_files())
+
+    def find_files(self) -> list[tuple[str, Path]]:
+        """``(name, path)`` of the ``config/slowtask-NAME.py`` files not yet known (reads the
+        directory: from a worker thread when the server runs)."""
         directory = self.server.project.config_dir
         if not directory.is_dir():
             return []
-        known = {_resolved(task.file) for task in self.tasks.values()}
-        added = []
+        known = {_resolved(task.file) for task in list(self.tasks.values())}
+        found = []
         for path in sorted(directory.glob("slowtask-*.py")):
             name = path.stem.partition("-")[2]
-            if not _good_name(name) or name in self.tasks or _resolved(path) in known:
-                continue
-            self.tasks[name] = Task(self, name, path)
-            added.append(name)
+            if _good_name(name) and _resolved(path) not in known:
+                found.append((name, path))
+        return found
+
+    def add_found(self, found: list[tuple[str, Path]]) -> list[str]:
+        """List the tasks of `find_files` (on the Trio thread, or before the server runs)."""
+        added = []
+        for name, path in found:
+            if name not in self.tasks:
+                self.tasks[name] = Task(self, name, path)
+                added.append(name)
         if added:
             self.changed()
         return added

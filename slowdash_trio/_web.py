@@ -302,7 +302,11 @@ def _reason(text: str) -> str:
 async def _cut_after(delay: float, scope: WebsocketScope) -> None:
     await trio.sleep(delay)
     server, client = scope.get("server"), scope.get("client")
-    if server is None or client is None or not cut_connection(tuple(server), tuple(client)):
+    if server is None or client is None:
+        logger.warning("could not cut the connection of %s: no addresses", client)
+        return
+    # the descriptor table is searched with blocking system calls: off the Trio thread
+    if not await trio.to_thread.run_sync(cut_connection, tuple(server), tuple(client)):
         logger.warning("could not cut the connection of %s", client)
 
 
