@@ -339,11 +339,6 @@ def prepend_prior(reply: dict[str, Any], prior: tuple[float, Any]) -> None:
     reply["x"] = [x, *reply["x"]]
 
 
-def has_points(reply: dict[str, Any]) -> bool:
-    t = reply.get("t")
-    return not isinstance(t, list) or len(t) > 0
-
-
 def wants_prior(query: DataQuery, reply: dict[str, Any] | None) -> bool:
     """Whether a prior point goes in front of this channel's reply."""
     if query.prior_data == 2:

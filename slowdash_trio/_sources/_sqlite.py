@@ -102,8 +102,6 @@ class SQLiteSource(DataSource):
         self.cache = RowCache() if cache else None
         self._channels: list[dict[str, Any]] | None = None
         self._scanned_at = 0.0
-        self._columns: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
 
