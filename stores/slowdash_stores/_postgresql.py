@@ -102,6 +102,22 @@ class _InDoubt:
     terminated: bool = False
 
 
+def _link_lost(conn: psycopg.Connection[Any], exc: Exception) -> bool:
+    """Whether ``exc`` means the link is gone rather than that the server refused the rows.
+
+    psycopg can report a dead socket ("connection socket closed") before libpq marks the
+    connection bad, so ``conn.closed`` alone misses it: an operational error the client raised
+    itself (no SQLSTATE), a connection exception (class 08) or an administrator's shutdown or
+    termination of the session (57P01-57P03) all count as a broken link.
+    """
+    if conn.closed:
+        return True
+    state = getattr(exc, "sqlstate", None)
+    if state is None:
+        return isinstance(exc, _psycopg().OperationalError)
+    return state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
 class _LinkBroken(Exception):
     """Internal: the link broke or could not be made (``fatal``: retrying will not help)."""
 
@@ -329,7 +345,7 @@ class _PostgreSQLWriter:
             committing = True
             conn.commit()
         except pg.Error as exc:
-            if conn.closed:
+            if _link_lost(conn, exc):
                 self._doubt(xid)
                 raise _LinkBroken(f"the connection broke: {exc}") from exc
             self._rollback(conn, xid)

@@ -231,6 +231,32 @@ def test_an_interrupted_call_stays_queued(pg_url: str, db: Database) -> None:
     assert [(t - T0, v) for t, _, v in db.rows(table)] == [(0, 1.0), (1, 2.0), (2, 3.0)]
 
 
+def test_a_terminated_session_is_reconnected(pg_url: str, db: Database) -> None:
+    table = db.table()
+    with DataStore_PostgreSQL(pg_url, table) as store:
+        store.append(1.0, tag="a", timestamp=T0)
+        pid = store._writer.backend_pid
+        assert db.query("SELECT pg_terminate_backend(%s)", pid) == [(True,)]
+        store.append(2.0, tag="a", timestamp=T0 + 1)  # 57P01 is a broken link, not a refusal
+        assert store.connects == 2
+    assert [(t - T0, v) for t, _, v in db.rows(table)] == [(0, 1.0), (1, 2.0)]
+
+
+def test_what_counts_as_a_broken_link(pg_url: str) -> None:
+    import psycopg
+
+    from slowdash_stores._postgresql import _link_lost
+
+    with psycopg.connect(pg_url) as conn:
+        # psycopg says this of a dead socket before libpq marks the connection bad
+        assert _link_lost(conn, psycopg.OperationalError("connection socket closed"))
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("SELECT no_such_column FROM pg_class")
+        assert not _link_lost(conn, refused.value)  # the server refused: not retried
+        conn.rollback()
+    assert _link_lost(conn, refused.value)  # a closed connection is always a broken link
+
+
 # ---------------------------------------------------------------------------------------------
 # bad input
 
