@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
 from support import ROOT
 
+VENDOR = "slowdash_trio/static/vendor"  # browser libraries that the build copies from npm
 SERVER_SIDE = {"slowdash_trio", "quart", "quart_trio", "hypercorn"}
 
 
@@ -28,13 +30,23 @@ def test_script_packages_do_not_load_the_server(package: str) -> None:
 
 def test_wheel_installs_in_a_fresh_venv_with_all_three_packages(tmp_path: Path) -> None:
     source = tmp_path / "source"  # build from a copy: setuptools writes build/ beside the code
+    # a clone has neither node_modules nor the copied browser files: the build makes them
     shutil.copytree(
         ROOT,
         source,
         ignore=shutil.ignore_patterns(
-            ".git", ".nox", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+            ".git",
+            ".nox",
+            ".venv",
+            "build",
+            "dist",
+            "*.egg-info",
+            "__pycache__",
+            ".*_cache",
+            "node_modules",
         ),
     )
+    shutil.rmtree(source / VENDOR, ignore_errors=True)
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(dist), str(source)],
@@ -43,6 +55,11 @@ def test_wheel_installs_in_a_fresh_venv_with_all_three_packages(tmp_path: Path) 
         timeout=300,
     )
     (wheel,) = dist.glob("slowdash_trio-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        for name in ("uPlot.esm.js", "uPlot.min.css", "uPlot.LICENSE"):
+            assert archive.getinfo(f"{VENDOR}/{name}").file_size > 0, name
+        assert b"export { uPlot as default }" in archive.read(f"{VENDOR}/uPlot.esm.js")
+        assert b"MIT License" in archive.read(f"{VENDOR}/uPlot.LICENSE")
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
@@ -82,6 +99,8 @@ def test_wheel_installs_in_a_fresh_venv_with_all_three_packages(tmp_path: Path) 
         "slowdash_trio/py.typed",
         "slowdash_controls/py.typed",
         "slowdash_stores/py.typed",
+        f"{VENDOR}/uPlot.esm.js",
+        f"{VENDOR}/uPlot.LICENSE",
     ):
         assert list((env_dir / "lib").glob(f"python3*/site-packages/{marker}")), marker
     script = env_dir / "bin" / "slowdash-trio"
