@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import nox
 
@@ -14,11 +15,46 @@ RUFF = "ruff==0.17.6"
 MYPY = ["mypy==2.4.1", "types-PyYAML", "types-pyserial"]
 
 
+def _apt_install(session: nox.Session, command: str, package: str) -> bool:
+    """Install a Debian package with apt-get when ``command`` is missing and we are root with
+    apt-get (retrying after ``apt-get update``); whether ``command`` is there afterwards."""
+    if shutil.which(command) is not None:
+        return True
+    if os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
+        session.log(f"{command} is not installed: installing {package} with apt-get")
+        apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", package]
+        session.run(*install, external=True, env=apt_env, success_codes=[0, 100])
+        if shutil.which(command) is None:  # stale package lists
+            session.run("apt-get", "update", "-q", external=True, env=apt_env)
+            session.run(*install, external=True, env=apt_env, success_codes=[0, 100])
+    return shutil.which(command) is not None
+
+
+def _browser_ready(session: nox.Session) -> None:
+    """Playwright drives Debian's Chromium (never `playwright install`, which downloads one)."""
+    if not _apt_install(session, "chromium", "chromium"):
+        session.warn(
+            "chromium is not installed (Debian/Ubuntu: sudo apt-get install chromium); "
+            "the browser tests skip, or fail when SLOWDASH_TRIO_REQUIRE_SERVICES=1"
+        )
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite against an editable install."""
+    """The whole test suite against an editable install (the browser tests need chromium)."""
     session.install("-e", ".[test]")
+    _browser_ready(session)
     session.run("pytest", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """The browser tests, saving their screenshots into docs/images/ for the docs."""
+    session.install("-e", ".[test]")
+    _browser_ready(session)
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "SLOWDASH_TRIO_SCREENSHOTS": "docs/images"}
+    session.run("pytest", "tests/browser", *session.posargs, env=env)
 
 
 @nox.session
@@ -43,23 +79,12 @@ def bench(session: nox.Session) -> None:
     The load client is wrk: installed with apt-get when missing and running as root, else the
     benchmarks fall back to a pure-Python client (and say so). ``nox -s bench -- --help``.
     """
-    import shutil
-
     session.install("-e", ".[test]")
-    if shutil.which("wrk") is None:
-        if os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
-            session.log("wrk is not installed: installing it with apt-get")
-            apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
-            install = ["apt-get", "install", "-y", "-q", "wrk"]
-            session.run(*install, external=True, env=apt_env, success_codes=[0, 100])
-            if shutil.which("wrk") is None:  # stale package lists
-                session.run("apt-get", "update", "-q", external=True, env=apt_env)
-                session.run(*install, external=True, env=apt_env, success_codes=[0, 100])
-        if shutil.which("wrk") is None:
-            session.warn(
-                "wrk is not installed (Debian/Ubuntu: sudo apt-get install wrk); the benchmarks "
-                "fall back to a pure-Python client, whose own CPU use lowers the figures"
-            )
+    if not _apt_install(session, "wrk", "wrk"):
+        session.warn(
+            "wrk is not installed (Debian/Ubuntu: sudo apt-get install wrk); the benchmarks "
+            "fall back to a pure-Python client, whose own CPU use lowers the figures"
+        )
     session.run("python", "benchmarks/run_all.py", *session.posargs, env=dict(os.environ))
     # the control library against the original SlowPy (its client and its SCPI server),
     # installed here only as the baseline: slowdash-trio never imports it
@@ -69,5 +94,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/store_bench.py", env=dict(os.environ))
     # /api/data on a 9.7-million-row SQLite table against sqlite3 floors (generates the table)
     session.run("python", "benchmarks/query_bench.py", env=dict(os.environ))
+    # the browser dashboard in Chromium (on query_bench's database): a 7-day plot's load time
+    # and the page's main-thread time while 16 channels stream at 10 Hz
+    _browser_ready(session)
+    session.run("python", "benchmarks/dashboard_bench.py", "--reuse", env=dict(os.environ))
     # live streaming to 50 WebSocket clients against a bare hypercorn+quart-trio broadcast
     session.run("python", "benchmarks/stream_bench.py", env=dict(os.environ))

@@ -14,8 +14,10 @@ import trio
 
 from ._dispatch import error_response
 from ._errors import ModuleStuck
+from ._openapi import openapi
 from ._sources import QueryError, parse_query
 from ._sources._schema import check_channel_name
+from ._streaming_api import append_point
 from ._usermodule import UserModule
 from ._version import __version__
 from .webapi import BadRequest, Request, Response, WebApi
@@ -32,6 +34,10 @@ def core_api(server: Server) -> WebApi:
     @api.get("/ping")
     async def ping() -> Any:
         return ["pong"]
+
+    @api.get("/openapi.json")
+    async def openapi_json() -> Any:
+        return openapi(server.mounts(), title=server.project.title, version=__version__)
 
     @api.get("/config")
     async def config() -> Any:
@@ -174,7 +180,12 @@ def core_api(server: Server) -> WebApi:
         if refused:
             raise BadRequest(str(refused[0]))
         for name, value in source_reply.items():
-            reply.setdefault(name, value)
+            current = reply.get(name)
+            reply[name] = value
+            # a channel recorded and also current in a module (a task's exported variable
+            # that the task records): the recorded series, and the current value at its end
+            if current is not None:
+                append_point(value, now, current)
         return _with_problems(reply, problems)
 
     async def unhandled_command(request: Request, merged: Response | None) -> Response | None:

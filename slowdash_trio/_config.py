@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._origin import normalize_origin
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, coerce_numbers_to_str=True)
@@ -98,6 +100,13 @@ class SystemConfig(_Section):
     user_threads: int = Field(default=16, ge=1)
     # largest accepted HTTP request body, bytes
     max_request_body: int = Field(default=16 * 1024 * 1024, ge=0)
+    # browser origins (http://host:port) allowed to change things besides the server's own
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        return [normalize_origin(origin) for origin in origins]
 
 
 class ProjectConfig(_Section):

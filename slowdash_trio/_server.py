@@ -27,6 +27,7 @@ from ._sources._manager import DataSources
 from ._streaming_api import streaming_api
 from ._supervisor import ModuleSupervisor
 from ._tasks import TaskManager
+from ._userhtml import userhtml_api
 from ._usermodule import ModuleSettings, UserModule
 from .webapi import Request, Response, Route
 
@@ -62,6 +63,7 @@ class Server:
         self._builtin = [
             Mount(core_api(self), "server", _call_builtin),
             Mount(config_files_api(self), "server", _call_builtin),
+            Mount(userhtml_api(self), "server", _call_builtin),
             Mount(self.tasks.webapi(), "tasks", _call_builtin),
             Mount(streaming_api(self), "streaming", _call_builtin),
         ]

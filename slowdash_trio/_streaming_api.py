@@ -156,7 +156,7 @@ def streaming_api(server: Server) -> WebApi:
             if name not in content:
                 content[name] = packet
                 changed = True
-            elif _append_point(content[name], t_abs, packet):
+            elif append_point(content[name], t_abs, packet):
                 changed = True
         if not changed:
             return merged
@@ -173,8 +173,9 @@ def streaming_api(server: Server) -> WebApi:
     return api
 
 
-def _append_point(entry: Any, t_abs: float, packet: dict[str, Any]) -> bool:
-    """Append the cached last point to a reply entry if it is newer (by more than 1 ms)."""
+def append_point(entry: Any, t_abs: float, packet: dict[str, Any]) -> bool:
+    """Append a current point (``packet["x"]`` at ``t_abs``) to a reply entry if it is newer
+    than the entry's last point (by more than 1 ms)."""
     if not isinstance(entry, dict) or "t" not in entry or "x" not in entry:
         return False
     start = entry.get("start", 0)

@@ -9,7 +9,6 @@ the dispatcher already does routing and merging. WebSockets (`attach`) are plain
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ import stat
 import struct
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -31,11 +31,15 @@ from hypercorn.typing import (
     Scope,
     WebsocketScope,
 )
+from quart import request as page_request
+from quart import send_file, send_from_directory
 from quart_trio import QuartTrio
 
 from ._dispatch import error_response, render
 from ._hub import Subscriber
+from ._origin import OriginPolicy
 from ._streaming_api import accept_current, check_topic, parse_current
+from ._userhtml import Refused, resolve, user_dir
 from .webapi import Request, Response
 
 if TYPE_CHECKING:
@@ -53,6 +57,7 @@ class ApiFront:
         self.server = server
         self.fallback = fallback
         self.max_body = server.project.config.system.max_request_body
+        self.origins = OriginPolicy.from_config(server.project.config.system.allowed_origins)
         self.stopping = stopping if stopping is not None else trio.Event()
 
     async def __call__(
@@ -64,6 +69,13 @@ class ApiFront:
                 await self._api(scope, receive, send)
                 return
         elif scope["type"] == "websocket" and scope["path"].startswith("/ws/attach/"):
+            headers = _header_dict(scope)
+            why = self.origins.refusal("GET", headers, scope["scheme"], websocket=True)
+            if why is not None:
+                logger.warning("WebSocket %s refused: %s", scope["path"], why)
+                if (await receive())["type"] == "websocket.connect":
+                    await send({"type": "websocket.close", "code": _POLICY, "reason": ""})
+                return
             await attach(self.server, self.stopping, scope, receive, send)
             return
         await self.fallback(scope, receive, send)
@@ -71,7 +83,18 @@ class ApiFront:
     async def _api(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _header_dict(scope)
+        method, origin = scope["method"], headers.get("origin")
+        if method == "OPTIONS" and self.origins.configured(origin):
+            await _send(send, self._preflight(origin))
+            return
+        why = self.origins.refusal(method, headers, scope["scheme"])
+        if why is not None:
+            logger.warning("%s %s refused: %s", method, scope["path"], why)
+            refusal = error_response(403, why)
+            refusal.headers["Connection"] = "close"  # its body was not read
+            await _send(send, refusal)
+            return
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             await _send(send, self._too_large())
@@ -104,6 +127,9 @@ class ApiFront:
         )
         response = await self._answer(request, receive)
         if response is not None:
+            if self.origins.configured(origin):  # a configured other origin may read it
+                response.headers["Access-Control-Allow-Origin"] = str(origin)
+                response.headers["Vary"] = "Origin"
             await _send(send, response)
 
     async def _answer(self, request: Request, receive: ASGIReceiveCallable) -> Response | None:
@@ -127,6 +153,21 @@ class ApiFront:
             nursery.cancel_scope.cancel()
         return response
 
+    @staticmethod
+    def _preflight(origin: str | None) -> Response:
+        """The CORS preflight answer for a configured origin."""
+        response = Response(None, status=204)
+        response.headers.update(
+            {
+                "Access-Control-Allow-Origin": str(origin),
+                "Access-Control-Allow-Methods": "GET, POST, DELETE",
+                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            }
+        )
+        return response
+
     def _too_large(self) -> Response:
         response = error_response(
             413, f"request body larger than system.max_request_body ({self.max_body} bytes)"
@@ -134,6 +175,10 @@ class ApiFront:
         # answered before the body was read: this connection cannot carry another request
         response.headers["Connection"] = "close"
         return response
+
+
+def _header_dict(scope: HTTPScope | WebsocketScope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 async def _send(send: ASGISendCallable, response: Response) -> None:
@@ -150,29 +195,69 @@ async def _send(send: ASGISendCallable, response: Response) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+STATIC = Path(__file__).parent / "static"
+HOME_PAGE = "slowhome.html"
+# the original's canvas page is the layout page (it shows a canvas file as a one-panel layout)
+# (and browsers ask for /favicon.ico on pages that name none: user pages, JSON documents)
+ALIASES = {"slowdash.html": "slowplot.html", "favicon.ico": "favicon.svg"}
+VENDOR_CHECK = "vendor/uPlot.esm.js"  # copied by the build (setup.py) from the npm registry
+MISSING_VENDOR = (
+    "slowdash-trio's browser libraries are missing (static/vendor): reinstall the package; "
+    "its build fetches them with npm and needs Node.js 20+"
+)
+# ES modules must come with a JavaScript type; Python before 3.12 does not know ".mjs"
+_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".css": "text/css"}
+
+
 def build_pages(server: Server) -> QuartTrio:
-    """The quart-trio app for everything that is not ``/api``."""
-    pages = QuartTrio("slowdash_trio")
+    """The quart-trio app for everything that is not ``/api``: the dashboard's pages and
+    their static files (``slowdash_trio/static``, served at ``/``)."""
+    pages = QuartTrio("slowdash_trio", static_folder=None)
     pages.config["MAX_CONTENT_LENGTH"] = server.project.config.system.max_request_body
+    built = (STATIC / VENDOR_CHECK).is_file()  # once, at start-up
+    if not built:
+        logger.error("%s", MISSING_VENDOR)
 
     @pages.route("/")
-    async def home() -> tuple[str, int, dict[str, str]]:
-        project = server.project
-        rows = "".join(
-            f"<tr><td>{html.escape(m.name)}</td><td>{html.escape(str(m.status.state))}</td>"
-            f"<td>{html.escape(m.status.error.message if m.status.error else '')}</td></tr>"
-            for m in server.modules
-        )
-        body = (
-            f"<!doctype html><meta charset=utf-8><title>{html.escape(project.title)}</title>"
-            f"<h1>{html.escape(project.title)}</h1>"
-            "<p>slowdash-trio is running. The web API is under <a href=api/config>api/</a>: "
-            "<a href=api/channels>channels</a>, <a href=api/config/contentlist>contents</a>.</p>"
-            f"<table><tr><th>module</th><th>state</th><th>last error</th></tr>{rows}</table>"
-        )
-        return body, 200, {"Content-Type": "text/html; charset=utf-8"}
+    async def home() -> Any:
+        return await _static(HOME_PAGE, built)
+
+    @pages.route("/<path:filename>")
+    async def static_file(filename: str) -> Any:
+        return await _static(filename, built)
+
+    @pages.route("/userhtml/<path:filename>")
+    async def user_page(filename: str) -> Any:
+        if filename == "api" or filename.startswith("api/"):  # a page's relative ./api/...
+            query = urllib.parse.parse_qsl(
+                page_request.query_string.decode("latin-1"), keep_blank_values=True
+            )
+            answer = await server.handle(Request("GET", filename[3:] or "/", dict(query)))
+            status, content_type, body = render(answer)
+            headers = {"Content-Type": content_type} if content_type else {}
+            return body, status, {**headers, **answer.headers}
+        try:
+            path = await trio.to_thread.run_sync(resolve, user_dir(server), filename)
+        except Refused as exc:
+            return {"status": "error", "message": exc.message}, exc.status
+        response = await send_file(path)
+        response.cache_control.no_cache = True
+        return response
 
     return pages
+
+
+async def _static(filename: str, built: bool) -> Any:
+    """A file of the dashboard, revalidated by the browser on every use (``no-cache`` with
+    an ETag), so that an upgraded server is never mixed with stale modules."""
+    if not built:
+        return MISSING_VENDOR, 503, {"Content-Type": "text/plain; charset=utf-8"}
+    response = await send_from_directory(STATIC, ALIASES.get(filename, filename))
+    suffix = Path(filename).suffix
+    if suffix in _TYPES:
+        response.mimetype = _TYPES[suffix]
+    response.cache_control.no_cache = True
+    return response
 
 
 async def serve_web(

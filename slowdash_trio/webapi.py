@@ -174,6 +174,13 @@ _CONVERTERS: dict[Any, Callable[[str], Any]] = {
 }
 
 
+_SCHEMA_TYPES: dict[Callable[[str], Any], str] = {
+    int: "integer",
+    _convert_float: "number",
+    _convert_bool: "boolean",
+}
+
+
 def _plain_type(annotation: Any) -> Any:
     """``Optional[float]`` / ``float | None`` → ``float``."""
     origin = typing.get_origin(annotation)
@@ -252,6 +259,26 @@ class Route:
                 kind = "path" if name in path_names else "query"
                 plan.append(_Param(kind, name, convert, default))
         return plan
+
+    def parameters(self) -> list[tuple[str, str, str, bool, Any]]:
+        """What a request carries for this handler, for descriptions of the API:
+        ``(where, name, type, required, default)`` with ``where`` one of ``path``, ``query``,
+        ``body`` (raw bytes), ``json`` (any JSON), ``object`` (a JSON object), ``query_dict``
+        (any query parameters); ``type`` a JSON-schema type name."""
+        kinds = {"body": "body", "json": "json", "dictjson": "object", "query_dict": "query_dict"}
+        out = []
+        for param in self._params:
+            if param.kind == "request":
+                continue
+            if param.kind in kinds:
+                out.append((kinds[param.kind], param.name, "object", True, None))
+                continue
+            type_name = _SCHEMA_TYPES.get(param.convert, "string")
+            required = param.default is _REQUIRED
+            out.append(
+                (param.kind, param.name, type_name, required, None if required else param.default)
+            )
+        return out
 
     def match(self, request: Request) -> dict[str, Any] | None:
         """The keyword arguments for this request, or None if the route does not apply.

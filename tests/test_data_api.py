@@ -354,3 +354,27 @@ def test_a_data_source_without_type_or_url_refuses_the_project(tmp_path: Path) -
     done = cli("channels", cwd=tmp_path)
     assert done.returncode == 2
     assert "SlowdashProject.yaml:3" in done.stderr and "'url' or 'type'" in done.stderr
+
+
+RECORDING_MODULE = """
+def _get_channels():
+    return [{"name": "a"}]
+
+def _get_data(channel):
+    return 99.0 if channel == "a" else None
+"""
+
+
+async def test_a_channel_recorded_and_current_answers_its_series_and_then_its_value(
+    filled: Path,
+) -> None:
+    """A task or module that records its own value: the recorded series, not only the
+    current value, with the current value at its end."""
+    project = build_project(filled, {"rec": RECORDING_MODULE}, data_source=[source_entry()])
+    async with serving(project) as (_, client):
+        before = time.time()
+        reply = (await client.get("/api/data/a", params={"length": 30})).json()["a"]
+        assert reply["x"][:-1] == [i / 4 for i in range(30, 60)][-(len(reply["x"]) - 1) :]
+        assert len(reply["x"]) >= 30
+        assert reply["x"][-1] == 99.0
+        assert before - 1 <= reply["start"] + reply["t"][-1] <= time.time() + 1

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import httpx
+import pytest
 import trio
 from support import MakeProject, serving
 
@@ -103,14 +105,31 @@ async def test_unicode_channel_names_and_query(make_project: MakeProject) -> Non
         assert reply.json()["temp°C"]["x"] == 21.5
 
 
-async def test_home_page_shows_project_and_module_state(make_project: MakeProject) -> None:
+async def test_the_dashboard_files_are_served_from_the_package(make_project: MakeProject) -> None:
+    """Pages and ES modules with the right types, revalidated on every use; nothing outside
+    the package's static folder (the page content itself is tested in tests/browser)."""
     project = make_project({"broken": "raise RuntimeError('no luck')\n"}, title="Cryo <Lab>")
     async with serving(project) as (_, client):
-        page = await client.get("/")
-        assert page.status_code == 200
-        assert page.headers["content-type"].startswith("text/html")
-        assert "<h1>Cryo &lt;Lab&gt;</h1>" in page.text
-        assert "RuntimeError: no luck" in page.text
+        home = await client.get("/")
+        assert home.status_code == 200
+        assert home.headers["content-type"].startswith("text/html")
+        assert '<script type="module"' in home.text
+        module = await client.get("/js/api.mjs")
+        assert module.status_code == 200
+        assert module.headers["content-type"].startswith("text/javascript")
+        assert "no-cache" in module.headers["cache-control"]
+        assert "export async function getJSON" in module.text
+        assert (
+            (await client.get("/vendor/uPlot.min.css"))
+            .headers["content-type"]
+            .startswith("text/css")
+        )
+        outside_paths = ("/../pyproject.toml", "/%2e%2e/_web.py", "/js/../../_web.py", "/x.js")
+        for outside in outside_paths:
+            assert (await client.get(outside)).status_code == 404, outside
+        # what the home page shows about modules comes from /api/config
+        modules = (await client.get("/api/config")).json()["user_module"]
+        assert "no luck" in modules["broken"]["error"]["message"]
 
 
 async def test_shutdown_finalizes_modules_after_the_port_closes(make_project: MakeProject) -> None:
@@ -136,3 +155,17 @@ async def test_shutdown_finalizes_modules_after_the_port_closes(make_project: Ma
         else:
             raise AssertionError("the port is still open after shutdown")
     assert server.modules[0].status.state == "stopped"
+
+
+async def test_an_install_without_the_browser_libraries_says_so(
+    make_project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package built without its npm step: the pages say what is wrong; the API works."""
+    from slowdash_trio import _web
+
+    monkeypatch.setattr(_web, "STATIC", tmp_path / "no-static")
+    async with serving(make_project({})) as (_, client):
+        page = await client.get("/")
+        assert page.status_code == 503
+        assert "browser libraries are missing" in page.text and "Node.js 20+" in page.text
+        assert (await client.get("/api/ping")).json() == ["pong"]
