@@ -139,6 +139,7 @@ def core_api(server: Server) -> WebApi:
                 prior_data=prior_data,
                 align=align,
                 now=now,
+                max_points=server.project.config.system.max_points,
             )
         except QueryError as exc:
             raise BadRequest(str(exc)) from None

@@ -80,6 +80,87 @@ class DataSourceConfig(_Section):
         return self
 
 
+class AuditConfig(_Section):
+    """``system.audit``: also record every change in a data store table (by URL, as
+    ``create_datastore_from_url`` takes it: ``sqlite:///audit.db``, ``postgresql://...``)."""
+
+    store: str | None = None
+    table: str = "audit"
+
+
+ROLES = ("viewer", "operator", "admin")
+
+
+class UserKey(_Section):
+    """One user of ``authentication.users``: a bcrypt hash and a role."""
+
+    key: str
+    role: str = "viewer"
+
+    @field_validator("key")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        return check_bcrypt_hash(value)
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if value not in ROLES:
+            raise ValueError(f"role {value!r}: one of {', '.join(ROLES)}")
+        return value
+
+
+class AuthConfig(_Section):
+    """``authentication:``: the original's ``key`` (``USER:HASH``, one or a list; role admin,
+    as every user could do everything there) and ``users`` with roles."""
+
+    type: str = "Basic"
+    key: list[str] = Field(default_factory=list)
+    users: dict[str, UserKey] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _basic(cls, value: str) -> str:
+        if value.lower() != "basic":
+            raise ValueError(f"type {value!r}: only Basic is supported")
+        return "Basic"
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _one_or_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("key")
+    @classmethod
+    def _user_hash(cls, keys: list[str]) -> list[str]:
+        for entry in keys:
+            user, colon, hashed = entry.partition(":")
+            if not user or not colon:
+                raise ValueError(f"{entry[:20]!r}...: a key is USER:BCRYPT_HASH")
+            check_bcrypt_hash(hashed)
+        return keys
+
+    @model_validator(mode="after")
+    def _someone(self) -> AuthConfig:
+        names = [entry.partition(":")[0] for entry in self.key]
+        twice = sorted({n for n in names if names.count(n) > 1} | (set(names) & set(self.users)))
+        if twice:
+            raise ValueError(f"user {twice[0]!r} is given more than once")
+        if not names and not self.users:
+            raise ValueError("no user: give key (USER:HASH) or users")
+        return self
+
+
+def check_bcrypt_hash(value: str) -> str:
+    """A bcrypt hash as ``generate-key`` (or the original's script) prints it."""
+    if len(value) != 60 or value[:4] not in ("$2a$", "$2b$", "$2y$") or value[6] != "$":
+        raise ValueError(
+            "not a bcrypt hash ($2b$12$ and 53 more characters): make one with "
+            "'python -m slowdash_trio generate-key USER'"
+        )
+    return value
+
+
 class SystemConfig(_Section):
     """``system:``: server-wide settings; every limit has a safe default."""
 
@@ -102,6 +183,13 @@ class SystemConfig(_Section):
     max_request_body: int = Field(default=16 * 1024 * 1024, ge=0)
     # browser origins (http://host:port) allowed to change things besides the server's own
     allowed_origins: list[str] = Field(default_factory=list)
+    # most raw points one /api/data reply may carry in all (beyond it: resample)
+    max_points: int = Field(default=2_000_000, ge=1)
+    # WebSockets open at once, and the largest message one may send, bytes
+    max_websockets: int = Field(default=256, ge=1)
+    max_websocket_message: int = Field(default=1 << 20, ge=1024)
+    # where the audit log goes besides the server log
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("allowed_origins")
     @classmethod
@@ -120,8 +208,8 @@ class ProjectConfig(_Section):
     export: list[dict[str, Any]] = Field(default_factory=list)
     style: dict[str, Any] | None = None
     system: SystemConfig = Field(default_factory=SystemConfig)
-    authentication: dict[str, Any] | None = None
+    authentication: AuthConfig | None = None
 
 
 # Keys whose values are free-form mappings: no unknown-key warnings below them.
-FREE_FORM = frozenset({"parameters", "style", "authentication", "export"})
+FREE_FORM = frozenset({"parameters", "style", "export"})

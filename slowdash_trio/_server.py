@@ -17,10 +17,12 @@ import trio
 
 from ._api import core_api
 from ._app import App
+from ._audit import AuditLog, summarize
+from ._auth import Authenticator
 from ._configfiles import config_files_api
 from ._dispatch import HandlerFailed, Mount, dispatch
 from ._errors import ProjectError
-from ._hub import Hub
+from ._hub import Hub, HubLimits
 from ._project import Project
 from ._sources import SourceConfigError, build_source
 from ._sources._manager import DataSources
@@ -35,6 +37,10 @@ logger = logging.getLogger("slowdash_trio")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 18881
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# requests that only publish values: their write-backs to task nodes are audited instead
+_PUBLISHING = ("/emit/", "/consume/")
 
 
 class Server:
@@ -58,7 +64,9 @@ class Server:
         self.supervisor = ModuleSupervisor(
             self.modules, startup_timeout=system.module_startup_timeout
         )
-        self.hub = Hub(self)
+        self.hub = Hub(self, HubLimits(max_message=system.max_websocket_message))
+        self.auth = Authenticator.from_config(project.config.authentication)
+        self.audit = AuditLog(system.audit, project.directory)
         self.tasks = TaskManager(self)
         self._builtin = [
             Mount(core_api(self), "server", _call_builtin),
@@ -85,8 +93,26 @@ class Server:
         yield from self._builtin
 
     async def handle(self, request: Request) -> Response:
-        """Answer one API request (from HTTP, query mode or a module's ``app.request``)."""
-        return await dispatch(request, self.mounts())
+        """Answer one API request (from HTTP, query mode or a module's ``app.request``);
+        one that can change something is recorded in the audit log."""
+        response = await dispatch(request, self.mounts())
+        if request.method not in _SAFE_METHODS and not request.path.startswith(_PUBLISHING):
+            self.audit_request(request, response.status, _outcome(response))
+        return response
+
+    def audit_request(self, request: Request, status: int, outcome: str) -> None:
+        if request.path.startswith("/config/file/"):
+            detail = f"({len(request.body)} bytes)" if request.body else ""
+        else:
+            detail = summarize(request.body, request.headers.get("content-type"))
+        self.audit.record(
+            user="(server)" if request.internal else request.user,
+            client=request.client,
+            action=f"{request.method} /api{request.path}",
+            detail=detail,
+            status=status,
+            outcome=outcome,
+        )
 
     def route_channels(self, names: list[str]) -> dict[UserModule, list[tuple[str, str]]]:
         """Which module is asked for which requested name: ``NAME.SUFFIX`` reaches only the
@@ -127,10 +153,13 @@ class Server:
         *,
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
+        tls: tuple[str, str] | None = None,
         task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Run until `request_shutdown`; reports the bound URLs once the port is open."""
+        """Run until `request_shutdown`; reports the bound URLs once the port is open
+        (HTTPS with ``tls=(certfile, keyfile)``)."""
         async with trio.open_nursery() as outer:
+            await outer.start(self.audit.run)
             await outer.start(self._sources_run)
             await outer.start(self.hub.run)
             async with trio.open_nursery() as nursery:
@@ -142,7 +171,7 @@ class Server:
                     outer.cancel_scope.cancel()
                     return
                 self._web_running = True
-                urls = await nursery.start(functools.partial(self._web, host, port))
+                urls = await nursery.start(functools.partial(self._web, host, port, tls))
                 logger.info("%s is served at %s", self.project.title, ", ".join(urls))
                 task_status.started(urls)
             outer.cancel_scope.cancel()  # modules are done: close the data sources
@@ -154,11 +183,18 @@ class Server:
             task_status=task_status,
         )
 
-    async def _web(self, host: str, port: int, *, task_status: trio.TaskStatus[list[str]]) -> None:
+    async def _web(
+        self,
+        host: str,
+        port: int,
+        tls: tuple[str, str] | None,
+        *,
+        task_status: trio.TaskStatus[list[str]],
+    ) -> None:
         from ._web import serve_web  # quart and hypercorn load only when serving
 
         try:
-            await serve_web(self, host, port, self._shutdown.wait, task_status=task_status)
+            await serve_web(self, host, port, self._shutdown.wait, tls=tls, task_status=task_status)
         finally:
             self._web_running = False
             self.supervisor.request_stop()
@@ -226,6 +262,13 @@ def _build_modules(
             )
         )
     return modules
+
+
+def _outcome(response: Response) -> str:
+    content = response.content
+    if isinstance(content, dict) and content.get("status") == "error":
+        return str(content.get("message", "error"))
+    return "ok" if response.status < 400 else "error"
 
 
 async def _call_builtin(route: Route, kwargs: dict[str, Any]) -> Any:

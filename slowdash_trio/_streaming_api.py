@@ -60,10 +60,17 @@ def parse_current(body: bytes | str, max_size: int) -> dict[str, dict[str, Any]]
 
 
 async def accept_current(
-    server: Server, values: dict[str, dict[str, Any]], sender: str | None, *, fan_out: bool = True
+    server: Server,
+    values: dict[str, dict[str, Any]],
+    sender: str | None,
+    *,
+    fan_out: bool = True,
+    user: str | None = None,
+    client: str | None = None,
 ) -> list[str]:
     """Cache (and fan out) current data, then write each non-null ``x`` back to the exported
-    node of that name; returns the channels that were set."""
+    node of that name (recorded in the audit log as coming from ``user`` at ``client``);
+    returns the channels that were set."""
     if fan_out:
         server.hub.publish_current(values, sender=sender)
     else:
@@ -73,11 +80,26 @@ async def accept_current(
         if packet.get("x") is None:
             continue
         try:
-            if await server.tasks.set_export(name, packet["x"], sender):
-                written.append(name)
-        except Exception:
+            if not await server.tasks.set_export(name, packet["x"], sender):
+                continue
+            written.append(name)
+            status, outcome = 200, "ok"
+        except Exception as exc:
             logger.exception("writing %s to its exported node failed", name)
+            status, outcome = 500, f"{type(exc).__name__}: {exc}"
+        server.audit.record(
+            user=user,
+            client=client,
+            action=f"write-back {name}",
+            detail=orjson.dumps(packet["x"]).decode()[:200],
+            status=status,
+            outcome=outcome,
+        )
     return written
+
+
+def _who(request: Request) -> str | None:
+    return "(server)" if request.internal else request.user
 
 
 def streaming_api(server: Server) -> WebApi:
@@ -85,7 +107,7 @@ def streaming_api(server: Server) -> WebApi:
     hub = server.hub
 
     @api.post("/emit/{topic}")
-    async def emit(topic: str, body: bytes, sender: str = "") -> Any:
+    async def emit(request: Request, topic: str, body: bytes, sender: str = "") -> Any:
         try:
             check_topic(topic)
             if topic == CURRENT_DATA:
@@ -97,18 +119,27 @@ def streaming_api(server: Server) -> WebApi:
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"emit {topic[:60]}: {exc}") from None
         if topic == CURRENT_DATA:
-            await accept_current(server, values, sender or None)
+            await accept_current(
+                server, values, sender or None, user=_who(request), client=request.client
+            )
         else:
             hub.publish(topic, text)
         return Response(True, 201)
 
     @api.post("/consume/current_data")
-    async def consume(body: bytes, sender: str = "") -> Any:
+    async def consume(request: Request, body: bytes, sender: str = "") -> Any:
         try:
             values = parse_current(body, hub.limits.max_message)
         except ValueError as exc:
             raise BadRequest(f"consume current_data: {exc}") from None
-        written = await accept_current(server, values, sender or None, fan_out=False)
+        written = await accept_current(
+            server,
+            values,
+            sender or None,
+            fan_out=False,
+            user=_who(request),
+            client=request.client,
+        )
         return {"status": "ok", "set": written}
 
     async def add_channels(request: Request, merged: Response | None) -> Response | None:

@@ -18,7 +18,7 @@ import struct
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 from hypercorn.config import Config
@@ -35,6 +35,7 @@ from quart import request as page_request
 from quart import send_file, send_from_directory
 from quart_trio import QuartTrio
 
+from ._auth import CHALLENGE, Role, User, required_role
 from ._dispatch import error_response, render
 from ._hub import Subscriber
 from ._origin import OriginPolicy
@@ -54,36 +55,102 @@ class ApiFront:
     def __init__(
         self, server: Server, fallback: ASGIFramework, stopping: trio.Event | None = None
     ) -> None:
+        system = server.project.config.system
         self.server = server
         self.fallback = fallback
-        self.max_body = server.project.config.system.max_request_body
-        self.origins = OriginPolicy.from_config(server.project.config.system.allowed_origins)
+        self.max_body = system.max_request_body
+        self.max_websockets = system.max_websockets
+        self.websockets = 0
+        self.origins = OriginPolicy.from_config(system.allowed_origins)
         self.stopping = stopping if stopping is not None else trio.Event()
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        if scope["type"] == "lifespan":
+            await self.fallback(scope, receive, send)
+            return
+        headers = _header_dict(scope)
+        user = await self._authenticate(scope, headers, receive, send)
+        if user is False:
+            return  # refused
         if scope["type"] == "http":
             path: str = scope["path"]
             if path == "/api" or path.startswith("/api/"):
-                await self._api(scope, receive, send)
+                await self._api(scope, headers, user, receive, send)
                 return
         elif scope["type"] == "websocket" and scope["path"].startswith("/ws/attach/"):
-            headers = _header_dict(scope)
             why = self.origins.refusal("GET", headers, scope["scheme"], websocket=True)
             if why is not None:
                 logger.warning("WebSocket %s refused: %s", scope["path"], why)
-                if (await receive())["type"] == "websocket.connect":
-                    await send({"type": "websocket.close", "code": _POLICY, "reason": ""})
+                await _refuse_websocket(receive, send)
                 return
-            await attach(self.server, self.stopping, scope, receive, send)
+            if self.websockets >= self.max_websockets:
+                await _close_at_once(
+                    receive, send, _TRY_LATER, f"too many WebSockets ({self.max_websockets})"
+                )
+                return
+            self.websockets += 1
+            try:
+                await attach(self.server, self.stopping, scope, receive, send, user)
+            finally:
+                self.websockets -= 1
             return
         await self.fallback(scope, receive, send)
 
+    async def _authenticate(
+        self,
+        scope: HTTPScope | WebsocketScope,
+        headers: dict[str, str],
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+    ) -> User | Literal[False] | None:
+        """The request's user (None without authentication); False when it was refused
+        (answered here: 401 without valid credentials, 403 for a role too low)."""
+        auth = self.server.auth
+        if auth is None:
+            return None
+        user = await auth.authenticate(headers.get("authorization"))
+        websocket = scope["type"] == "websocket"
+        method = scope["method"] if scope["type"] == "http" else "GET"
+        if user is None:
+            if "authorization" in headers:
+                peer = _peer(scope)
+                logger.warning("%s %s: bad credentials from %s", method, scope["path"], peer)
+            refusal = error_response(401, "authentication required")
+            refusal.headers.update({"WWW-Authenticate": CHALLENGE, "Connection": "close"})
+            if websocket:  # answered as HTTP, so that a browser can retry with credentials
+                if (await receive())["type"] == "websocket.connect":
+                    await _send(send, refusal, upgrade=True)
+            else:
+                await _send(send, refusal)
+            return False
+        needed = required_role(method, scope["path"])
+        if user.role >= needed:
+            return user
+        message = f"{method} {scope['path']} needs role {needed}; user {user.name} is {user.role}"
+        logger.warning("forbidden: %s", message)
+        if method not in ("GET", "HEAD", "OPTIONS"):
+            self.server.audit.record(
+                user=user.name,
+                client=_peer(scope),
+                action=f"{method} {scope['path']}",
+                status=403,
+                outcome=f"forbidden: needs role {needed}",
+            )
+        refusal = error_response(403, f"forbidden: {message}")
+        refusal.headers["Connection"] = "close"  # its body was not read
+        await _send(send, refusal)
+        return False
+
     async def _api(
-        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+        self,
+        scope: HTTPScope,
+        headers: dict[str, str],
+        user: User | None,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
     ) -> None:
-        headers = _header_dict(scope)
         method, origin = scope["method"], headers.get("origin")
         if method == "OPTIONS" and self.origins.configured(origin):
             await _send(send, self._preflight(origin))
@@ -116,14 +183,14 @@ class ApiFront:
         query = urllib.parse.parse_qsl(
             scope["query_string"].decode("latin-1"), keep_blank_values=True, errors="replace"
         )
-        client = scope.get("client")
         request = Request(
             scope["method"],
             scope["path"][4:],
             dict(query),
             b"".join(chunks),
             headers=headers,
-            client=client[0] if client else None,
+            client=_peer(scope),
+            user=user.name if user is not None else None,
         )
         response = await self._answer(request, receive)
         if response is not None:
@@ -181,7 +248,29 @@ def _header_dict(scope: HTTPScope | WebsocketScope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def _send(send: ASGISendCallable, response: Response) -> None:
+def _peer(scope: HTTPScope | WebsocketScope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+async def _refuse_websocket(receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """Refuse the upgrade itself (the client sees HTTP 403)."""
+    if (await receive())["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": _POLICY, "reason": ""})
+
+
+async def _close_at_once(
+    receive: ASGIReceiveCallable, send: ASGISendCallable, code: int, reason: str
+) -> None:
+    """Accept, then close with ``code`` and ``reason`` (which a browser can show)."""
+    if (await receive())["type"] == "websocket.connect":
+        await send({"type": "websocket.accept", "subprotocol": None, "headers": []})
+        await send({"type": "websocket.close", "code": code, "reason": _reason(reason)})
+
+
+async def _send(send: ASGISendCallable, response: Response, *, upgrade: bool = False) -> None:
+    """Send ``response`` (``upgrade``: as the answer to a WebSocket upgrade, by the ASGI
+    extension hypercorn has)."""
     status, content_type, body = render(response)
     headers: list[tuple[bytes, bytes]] = [(b"content-length", str(len(body)).encode())]
     if content_type is not None:
@@ -189,6 +278,10 @@ async def _send(send: ASGISendCallable, response: Response) -> None:
     headers.extend(
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()
     )
+    if upgrade:
+        await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+        return
     await send(
         {"type": "http.response.start", "status": status, "headers": headers, "trailers": False}
     )
@@ -266,16 +359,22 @@ async def serve_web(
     port: int,
     shutdown_trigger: Callable[[], Awaitable[None]],
     *,
+    tls: tuple[str, str] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve HTTP on ``host:port`` until ``shutdown_trigger`` returns."""
+    """Serve HTTP on ``host:port`` until ``shutdown_trigger`` returns; HTTPS with
+    ``tls=(certfile, keyfile)``."""
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 3.0
     config.include_server_header = False
-    config.websocket_max_message_size = MAX_FRAME
+    # a message up to the limit is answered with an error frame; far beyond it the connection
+    # is closed (1009) without reading it
+    config.websocket_max_message_size = FRAME_FACTOR * server.hub.limits.max_message
+    if tls is not None:
+        config.certfile, config.keyfile = tls
     stopping = trio.Event()
 
     async def stop() -> None:
@@ -289,7 +388,7 @@ async def serve_web(
 # ---------------------------------------------------------------------------------------------
 # WebSockets: /ws/attach/{topic}
 
-MAX_FRAME = 4 << 20  # hypercorn closes the connection (1009) on larger messages
+FRAME_FACTOR = 4  # hypercorn closes the connection (1009) on messages this many times the limit
 CLOSE_GRACE = 1.0  # seconds a closing frame may take before the connection is cut
 _GOING_AWAY, _POLICY, _TRY_LATER = 1001, 1008, 1013
 
@@ -300,8 +399,10 @@ async def attach(
     scope: WebsocketScope,
     receive: ASGIReceiveCallable,
     send: ASGISendCallable,
+    user: User | None = None,
 ) -> None:
-    """One browser attached to a topic: frames from the hub out, emits in.
+    """One browser attached to a topic: frames from the hub out, emits in (from an
+    operator or above, when there is authentication).
 
     One task sends what the subscriber's buffer holds (so a slow peer only ever delays its own
     buffer), one reads. A peer dropped by the hub, or still attached at shutdown, gets a close
@@ -334,7 +435,7 @@ async def attach(
                 cut_later()
 
             async def read() -> None:
-                await _read(server, subscriber, receive)
+                await _read(server, subscriber, receive, user, _peer(scope))
                 nursery.cancel_scope.cancel()  # the peer went away
 
             subscriber.on_drop = cut_later
@@ -349,7 +450,13 @@ async def attach(
         hub.unsubscribe(subscriber)
 
 
-async def _read(server: Server, subscriber: Subscriber, receive: ASGIReceiveCallable) -> None:
+async def _read(
+    server: Server,
+    subscriber: Subscriber,
+    receive: ASGIReceiveCallable,
+    user: User | None,
+    client: str | None,
+) -> None:
     """Emit what the peer sends; answer bad messages with ``{"error": ...}``; return when the
     peer goes away."""
     limit = server.hub.limits.max_message
@@ -362,10 +469,15 @@ async def _read(server: Server, subscriber: Subscriber, receive: ASGIReceiveCall
             data = message.get("bytes") or b""
         if not data:
             continue
+        if user is not None and user.role < Role.OPERATOR:
+            refusal = f"forbidden: sending needs role operator; user {user.name} is {user.role}"
+            subscriber.notify(json.dumps({"error": refusal}))
+            continue
         try:
             if subscriber.topic == "current_data":
                 values = parse_current(data, limit)
-                await accept_current(server, values, None)
+                user_name = user.name if user is not None else None
+                await accept_current(server, values, None, user=user_name, client=client)
             elif len(data) > limit:
                 raise ValueError(f"message larger than {limit} bytes")
             else:

@@ -97,6 +97,7 @@ class Request:
         "parts",
         "path",
         "query",
+        "user",
     )
 
     def __init__(
@@ -109,6 +110,7 @@ class Request:
         headers: Mapping[str, str] | None = None,
         client: str | None = None,
         internal: bool = False,
+        user: str | None = None,
     ) -> None:
         self.method = method.upper()
         self.path = path if path.startswith("/") else "/" + path
@@ -118,6 +120,7 @@ class Request:
         self.headers: Mapping[str, str] = headers or {}
         self.client = client
         self.internal = internal
+        self.user = user  # the authenticated user's name (None: no authentication)
         self.aborted = False
         self._json: Any = _UNSET
 

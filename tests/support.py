@@ -204,3 +204,13 @@ def interrupt_plain_script(
     finally:
         proc.kill()
     return proc.returncode, out, err
+
+
+# a WebSocket upgrade as a plain HTTP request: a refused upgrade is read as an HTTP answer
+# (trio-websocket keeps the socket of a refused handshake open)
+UPGRADE_HEADERS = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}

@@ -25,7 +25,6 @@ from slowdash_stores import DataStore_SQLite
 from slowdash_trio._errors import ProjectError
 from slowdash_trio._project import load_project
 from slowdash_trio._server import Server
-from slowdash_trio._sources import _sqlite
 from slowdash_trio._sources._sqlite import SQLiteSource
 from slowdash_trio._sources._sqlpool import SQLitePool
 
@@ -216,12 +215,15 @@ async def test_commas_and_slashes_in_the_channel_list(filled: Path) -> None:
 async def test_a_huge_raw_request_asks_for_resampling(
     filled: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_sqlite, "MAX_RAW_POINTS", 50)
-    async with served(filled) as (_, client):
+    project = build_project(
+        filled, {"mod": MODULE}, data_source=[source_entry()], system={"max_points": 50}
+    )
+    async with serving(project) as (_, client):
         for params in ({"length": 3600}, {"length": 3600, "to": time.time() - 1}):
             response = await client.get("/api/data/a", params=params)
             assert response.status_code == 400
-            assert "resample" in response.json()["message"]
+            message = response.json()["message"]
+            assert "system.max_points" in message and "resample=SECONDS" in message
         resampled = await client.get("/api/data/a", params={"length": 3600, "resample": 60})
         assert resampled.status_code == 200 and resampled.json()["a"]["x"]
 

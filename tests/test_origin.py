@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 import trio_websocket
-from support import build_project, serving
+from support import UPGRADE_HEADERS, build_project, serving
 
 from slowdash_trio._origin import OriginPolicy, normalize_origin
 
@@ -132,18 +132,11 @@ async def test_websockets_from_another_origin_are_refused(tmp_path: Path) -> Non
             str(client.base_url).replace("http://", "ws://").rstrip("/") + "/ws/attach/current_data"
         )
         own = str(client.base_url).rstrip("/")
-        upgrade = {
-            "Connection": "Upgrade",
-            "Upgrade": "websocket",
-            "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        }
         with trio.fail_after(10):
-            # the upgrade from another origin is answered 403 (a plain request: the client
-            # library would keep the rejected socket open)
+            # the upgrade from another origin is answered 403
             for origin in (EVIL, "null"):
                 reply = await client.get(
-                    "/ws/attach/current_data", headers={**upgrade, "Origin": origin}
+                    "/ws/attach/current_data", headers={**UPGRADE_HEADERS, "Origin": origin}
                 )
                 assert reply.status_code == 403, reply.text
             async with trio_websocket.open_websocket_url(

@@ -43,7 +43,6 @@ import trio
 
 from ._base import DataSource, SourceConfigError, SourceUnavailable, TableEntry, table_entries
 from ._query import (
-    MAX_RAW_POINTS,
     DataQuery,
     QueryError,
     auto_interval,
@@ -732,10 +731,10 @@ class CSVSource(DataSource):
                     times = series.times
                     lo = bisect.bisect_left(times, query.begin)
                     raw_points += bisect.bisect_left(times, query.to) - lo
-        if raw_points > MAX_RAW_POINTS:
+        if raw_points > query.max_points:
             raise QueryError(
-                f"the raw answer would hold {raw_points} points (at most {MAX_RAW_POINTS}); "
-                "ask for resampled data (resample=)"
+                f"the raw answer would hold {raw_points} points (at most {query.max_points}: "
+                "system.max_points); ask for resampled data (resample=SECONDS)"
             )
         reply: dict[str, Any] = {}
         for name, target in resolved.targets.items():

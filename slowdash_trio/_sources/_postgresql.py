@@ -64,6 +64,7 @@ from ._base import (
 from ._pgpool import Call, Pool
 from ._query import (
     MAX_BUCKETS,
+    TOO_MANY_POINTS,
     DataQuery,
     Grid,
     QueryError,
@@ -73,7 +74,6 @@ from ._query import (
     raw_reply,
     wants_prior,
 )
-from ._query import MAX_RAW_POINTS as _MAX_RAW_POINTS
 from ._schema import check_channel_name, quote_ident
 from ._values import decode_value, value_type
 
@@ -82,7 +82,6 @@ T = TypeVar("T")
 Key = tuple[str | None, int]
 """A channel in a table: (tag value or None for wide tables, field index)."""
 
-MAX_RAW_POINTS = _MAX_RAW_POINTS
 MAX_VIEW_ROWS: Final = 10_000
 _MAXF: Final = "1.7976931348623157e308"
 _HALF_TINY: Final = "2.4703282292062328e-324"  # below it a float is 0 (PostgreSQL: an error)
@@ -607,7 +606,7 @@ class PostgreSQLSource(DataSource):
                 except RuntimeError as exc:  # a broken view spoils only itself
                     logger.warning("%s: %s", self.label, exc)
                     problems.append(str(exc))
-        budget = [MAX_RAW_POINTS]
+        budget = [query.max_points]
         for index in range(len(self.entries)):
             t = self._table(conn, index)
             if t is None:
@@ -714,10 +713,7 @@ class PostgreSQLSource(DataSource):
             p,
         ).fetchall()
         if len(rows) * len(fields) > budget[0]:
-            raise QueryError(
-                f"more than {MAX_RAW_POINTS} raw points requested; ask for fewer channels, "
-                "a shorter length or resample"
-            )
+            raise QueryError(TOO_MANY_POINTS)
         budget[0] -= len(rows) * len(fields)
         series: dict[Key, tuple[list[float], list[Any]]] = {}
         for row in rows:

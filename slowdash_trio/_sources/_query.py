@@ -50,7 +50,12 @@ MAX_LENGTH: Final = 100 * 366 * 86400.0
 MAX_BUCKETS: Final = 100_000
 """The most buckets one resampled channel may have."""
 MAX_RAW_POINTS: Final = 2_000_000
-"""The most raw points one reply may carry in all; beyond it, the client must resample."""
+"""The most raw points one reply may carry in all by default (``system.max_points``); beyond
+it, the client must resample."""
+TOO_MANY_POINTS: Final = (
+    "more raw points requested than one reply may carry (system.max_points); ask for fewer "
+    "channels, a shorter length or resample=SECONDS"
+)
 
 _FINITE_MAX: Final = 1.7976931348623157e308
 
@@ -95,6 +100,8 @@ class DataQuery:
     reducer: str = "last"
     envelope: int = 0
     prior_data: int = 0
+    max_points: int = MAX_RAW_POINTS
+    """The most raw points the whole reply may carry."""
 
     @property
     def begin(self) -> float:
@@ -143,6 +150,7 @@ def parse_query(
     prior_data: int = 0,
     align: int = 0,
     now: float,
+    max_points: int = MAX_RAW_POINTS,
 ) -> DataQuery:
     """Check the API parameters and resolve ``to``; `QueryError` says what is wrong.
 
@@ -178,7 +186,9 @@ def parse_query(
         end = math.ceil(end / width - 1e-9) * width
     if width is not None and width > 0:
         make_grid(length, end, width)  # checks the bucket count
-    return DataQuery(tuple(channels), length, end, width, canonical, envelope, prior_data)
+    return DataQuery(
+        tuple(channels), length, end, width, canonical, envelope, prior_data, max_points
+    )
 
 
 # ----------------------------------------------------------------------------------------------

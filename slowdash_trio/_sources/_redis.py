@@ -40,6 +40,7 @@ from slowdash_stores._postgresql import redact
 from ._base import DataSource, SourceConfigError, SourceUnavailable
 from ._query import (
     MAX_RAW_POINTS,
+    TOO_MANY_POINTS,
     DataQuery,
     Grid,
     QueryError,
@@ -548,7 +549,7 @@ class RedisSource(DataSource):
         for name, (db, kind, bare) in self._resolve(stop, wanted).items():
             groups.setdefault((db, kind), []).append((name, bare))
         reply: dict[str, Any] = {}
-        budget = [MAX_RAW_POINTS]  # raw points of the whole answer
+        budget = [query.max_points]  # raw points of the whole answer
         for (db, kind), items in groups.items():
             reader = _Reader(self._clients[db], stop)
             bares = [bare for _, bare in items]
@@ -588,10 +589,7 @@ def _requestable(bare: str, suffix: str, seen: Mapping[str, object]) -> bool:
 def _raw(
     reader: _Reader, query: DataQuery, kind: str, bares: list[str], budget: list[int]
 ) -> dict[str, dict[str, Any]]:
-    message = (
-        f"more than {MAX_RAW_POINTS} raw points requested; ask for fewer channels, a shorter "
-        "length or resample"
-    )
+    message = TOO_MANY_POINTS
     out: dict[str, dict[str, Any]] = {}
     for bare, points in reader.windows(kind, bares, query.begin, query.to, budget, message).items():
         if points[0]:

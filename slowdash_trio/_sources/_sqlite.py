@@ -38,7 +38,6 @@ from ._base import (
 )
 from ._cache import RowCache
 from ._query import (
-    MAX_RAW_POINTS,
     DataQuery,
     QueryError,
     envelope_keys,
@@ -294,7 +293,7 @@ class SQLiteSource(DataSource):
             for name, candidates in bindings.items()
         }
         reply: dict[str, Any] = {}
-        budget = [MAX_RAW_POINTS]
+        budget = [query.max_points]
         batch = self._raw_batch(conn, query, bindings, budget, version)
         for name, candidates in bindings.items():
             for binding in candidates:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from . import _tiers
 from ._base import TableEntry, ViewEntry
 from ._query import (
-    MAX_RAW_POINTS,
+    TOO_MANY_POINTS,
     DataQuery,
     Grid,
     QueryError,
@@ -33,10 +33,6 @@ logger = logging.getLogger("slowdash_trio.sources.sqlite")
 FINITE: Final = "typeof({v}) IN ('integer','real') AND abs({v}) <= 1.7976931348623157e308"
 FINITE_NUMERIC: Final = "{v} BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
 AGGREGATES: Final = frozenset({"count", "sum", "mean", "min", "max", "std", "sem"})
-TOO_MANY: Final = (
-    f"more than {MAX_RAW_POINTS} raw points requested; ask for fewer channels, a shorter "
-    "length or resample"
-)
 
 
 class SQLTable:
@@ -100,10 +96,7 @@ class SQLTable:
             if cached is not None:
                 times, values = cached
                 if len(times) > budget[0]:
-                    raise QueryError(
-                        f"more than {MAX_RAW_POINTS} raw points requested; ask for fewer "
-                        "channels, a shorter length or resample"
-                    )
+                    raise QueryError(TOO_MANY_POINTS)
                 budget[0] -= len(times)
                 return raw_reply(query, times, values) if len(times) else None
         where, params = self.where(tag, query.begin, query.to)
@@ -113,10 +106,7 @@ class SQLTable:
             [*params, budget[0] + 1],
         ).fetchall()
         if len(rows) > budget[0]:
-            raise QueryError(
-                f"more than {MAX_RAW_POINTS} raw points requested; ask for fewer channels, "
-                "a shorter length or resample"
-            )
+            raise QueryError(TOO_MANY_POINTS)
         budget[0] -= len(rows)
         if not rows:
             return None
@@ -144,7 +134,7 @@ class SQLTable:
         else:
             total = sum(len(times) for times, _ in series.values())
             if total > budget[0]:
-                raise QueryError(TOO_MANY)
+                raise QueryError(TOO_MANY_POINTS)
             budget[0] -= total
         return {
             tag: raw_reply(query, times, values) if len(times) else None
@@ -173,7 +163,7 @@ class SQLTable:
         rows = self.conn.execute(sql, params).fetchall()
         if budget is not None:
             if len(rows) > budget[0]:
-                raise QueryError(TOO_MANY)
+                raise QueryError(TOO_MANY_POINTS)
             budget[0] -= len(rows)
         return _by_tag(rows, tags, decode=self.decode)
 

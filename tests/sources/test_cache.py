@@ -3,6 +3,7 @@ a source without the cache, whatever other connections did to the table in betwe
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sqlite3
 import time
@@ -15,7 +16,7 @@ import pytest
 import trio
 
 from slowdash_stores import DataStore_SQLite, Histogram
-from slowdash_trio._sources import DataQuery, QueryError, _sqlite, parse_query
+from slowdash_trio._sources import DataQuery, QueryError, parse_query
 from slowdash_trio._sources._sqlite import SQLiteSource
 
 LONG = "data[channel]@timestamp(unix)=value"
@@ -196,11 +197,11 @@ async def test_the_raw_limit_holds_for_cached_answers(
     project, _, _ = filled
     pair = await Pair(project).open()
     assert len((await pair.check(live()))["a"]["x"]) == 100  # now cached
-    monkeypatch.setattr(_sqlite, "MAX_RAW_POINTS", 150)
     for src in (pair.cached, pair.fresh):
         with pytest.raises(QueryError, match="raw points"):
-            await src.data(live())
-    assert len((await pair.check(live("a")))["a"]["x"]) == 100  # one channel fits
+            await src.data(dataclasses.replace(live(), max_points=150))
+    one = dataclasses.replace(live("a"), max_points=150)
+    assert len((await pair.check(one))["a"]["x"]) == 100  # one channel fits
 
 
 async def test_a_small_cache_still_answers_right(

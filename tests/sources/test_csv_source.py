@@ -542,11 +542,10 @@ async def test_a_raw_answer_too_big_asks_for_resampling(
 ) -> None:
     src = source(series[0], time_series=LONG)
     await src.open()
-    monkeypatch.setattr(_csv, "MAX_RAW_POINTS", 50)
-    with pytest.raises(QueryError, match="resample"):
-        await get(src, "v,mixed", length=400, to=T0 + 400)
-    assert (await get(src, "v", length=400, to=T0 + 400, resample=40))["v"]["x"]
-    assert len((await get(src, "v", length=20, to=T0 + 50))["v"]["x"]) < 50
+    with pytest.raises(QueryError, match=r"at most 50: system\.max_points.*resample"):
+        await get(src, "v,mixed", length=400, to=T0 + 400, max_points=50)
+    assert (await get(src, "v", length=400, to=T0 + 400, resample=40, max_points=50))["v"]["x"]
+    assert len((await get(src, "v", length=20, to=T0 + 50, max_points=50))["v"]["x"]) < 50
 
 
 # ----------------------------------------------------------------------------------------------

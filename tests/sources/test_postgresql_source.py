@@ -35,7 +35,6 @@ from slowdash_stores import (
     LongTableFormat_DateTime_PostgreSQL,
 )
 from slowdash_trio._sources import _pgpool as pgpool
-from slowdash_trio._sources import _postgresql as pgmod
 from slowdash_trio._sources._base import SourceConfigError, SourceUnavailable, build_source
 from slowdash_trio._sources._postgresql import PostgreSQLSource, local_zone, plain
 from slowdash_trio._sources._query import (
@@ -504,10 +503,9 @@ async def test_raw_window_and_prior(
     q = parse_query(["b"], to=-(NOW - T0 - 100), length=100, now=NOW)
     assert (await source.data(q))["b"] == expected(query(["b"]), points["b"])
     # too many raw points: the client must resample
-    monkeypatch.setattr(pgmod, "MAX_RAW_POINTS", 100)
-    with pytest.raises(QueryError, match="resample"):
-        await source.data(query(["a", "b"]))
-    assert (await source.data(query(["b"])))["b"]["x"] == [2.0, -3.5, 4.0, 5.0]
+    with pytest.raises(QueryError, match=r"system\.max_points.*resample"):
+        await source.data(query(["a", "b"], max_points=100))
+    assert (await source.data(query(["b"], max_points=100)))["b"]["x"] == [2.0, -3.5, 4.0, 5.0]
 
 
 async def test_text_values_in_a_numeric_context(db: Database, make: Maker) -> None:

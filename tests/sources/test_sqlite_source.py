@@ -31,7 +31,6 @@ from slowdash_trio._sources import (
     QueryError,
     SourceConfigError,
     SourceUnavailable,
-    _sqlite,
     parse_query,
 )
 from slowdash_trio._sources._sqlite import SQLiteSource
@@ -743,12 +742,12 @@ async def test_a_raw_answer_too_big_asks_for_resampling(
     project, points = dataset
     src = source(project, time_series=LONG)
     await src.open()
-    monkeypatch.setattr(_sqlite, "MAX_RAW_POINTS", 200)
     assert len(points["a"]) < 200 < len(points["a"]) + len(points["r"])
-    assert len((await get(src, "a", length=3000, to=T0 + 3000))["a"]["t"]) == len(points["a"])
-    with pytest.raises(QueryError, match=r"more than \d+ raw points.*resample"):
-        await get(src, "a,r", length=3000, to=T0 + 3000)  # the limit is for all channels
-    resampled = await get(src, "a,r", length=3000, to=T0 + 3000, resample=100)
+    window = {"length": 3000, "to": T0 + 3000, "max_points": 200}
+    assert len((await get(src, "a", **window))["a"]["t"]) == len(points["a"])
+    with pytest.raises(QueryError, match=r"system\.max_points.*resample"):
+        await get(src, "a,r", **window)  # the limit is for all channels
+    resampled = await get(src, "a,r", **window, resample=100)
     assert set(resampled) == {"a", "r"}
 
 
