@@ -17,6 +17,71 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, coerce_numbers_to_str=True)
 
 
+RESTART_POLICIES = ("no", "on-failure")
+
+
+class RestartConfig(_Section):
+    """``restart:`` of a module or task entry: what follows a crash (docs/reliability.md).
+
+    ``restart: on-failure`` is this mapping with its defaults; ``restart: no`` (the default)
+    leaves a crashed module as it is.
+    """
+
+    policy: str = "on-failure"
+    # restarts allowed within `window` seconds; one more crash: state error, no more restarts
+    max_restarts: int = Field(default=5, ge=0)
+    window: float = Field(default=600.0, gt=0)
+    # the first back-off, seconds, doubling with each restart in the window up to max_delay
+    delay: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    max_delay: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        if value is False:  # YAML reads an unquoted `no` as false
+            return "no"
+        if not isinstance(value, str) or value not in RESTART_POLICIES:
+            raise ValueError(f"{value!r} is not a restart policy: 'no' or 'on-failure'")
+        return value
+
+    @field_validator("max_restarts", "window", "delay", "max_delay", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # `yes` in YAML: not a number of anything
+            raise ValueError(f"{value!r} is not a number")
+        return value
+
+    @model_validator(mode="after")
+    def _delays(self) -> RestartConfig:
+        if self.max_delay < self.delay:
+            raise ValueError(f"max_delay ({self.max_delay:g}) is below delay ({self.delay:g})")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy == "on-failure"
+
+
+def _restart_short_form(value: Any) -> Any:
+    """``restart: on-failure`` / ``restart: no`` (a policy with the defaults), or a mapping."""
+    if value is None or value is False:
+        return {"policy": "no"}
+    if isinstance(value, str):
+        if value not in RESTART_POLICIES:
+            raise ValueError(
+                f"{value!r} is not a restart policy: 'no', 'on-failure', or a mapping with "
+                "policy, max_restarts, window, delay, max_delay"
+            )
+        return {"policy": value}
+    if not isinstance(value, dict):
+        raise ValueError("must be 'no', 'on-failure', or a mapping (policy, max_restarts, ...)")
+    return value
+
+
+def _no_restart() -> RestartConfig:
+    return RestartConfig(policy="no")
+
+
 class ModuleConfig(_Section):
     """One ``module:`` entry: a user module."""
 
@@ -30,6 +95,10 @@ class ModuleConfig(_Section):
     use_main_event_loop: bool = False
     # Per-call deadline for request-side callbacks; defaults to system.module_call_timeout.
     call_timeout: float | None = Field(default=None, gt=0)
+    # what follows a crash: no (default) or on-failure with limits
+    restart: RestartConfig = Field(default_factory=_no_restart)
+
+    _restart = field_validator("restart", mode="before")(_restart_short_form)
 
     @field_validator("file")
     @classmethod
@@ -62,6 +131,10 @@ class TaskConfig(_Section):
     enabled_for_cgi: bool = False
     enabled_for_commandline: bool = True
     use_main_event_loop: bool = False
+    # what follows a crash: no (default) or on-failure with limits
+    restart: RestartConfig = Field(default_factory=_no_restart)
+
+    _restart = field_validator("restart", mode="before")(_restart_short_form)
 
 
 class DataSourceConfig(_Section):

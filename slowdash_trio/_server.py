@@ -259,6 +259,7 @@ def _build_modules(
                 data_suffix=entry.data_suffix,
                 call_timeout=entry.call_timeout,
                 where=project.where("module", index),
+                restart=entry.restart,
             )
         )
     return modules

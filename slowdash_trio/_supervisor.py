@@ -1,4 +1,9 @@
-"""Starting and stopping the user modules of a server, all in one nursery."""
+"""Starting, restarting and stopping the user modules of a server, all in one nursery.
+
+A module with ``restart: on-failure`` that crashes is replaced, after its back-off, by a fresh
+instance (the file loaded afresh) in the same place of the module list, sharing its status;
+see `UserModule.back_off`.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +34,11 @@ class ModuleSupervisor:
         """Load and initialize all modules in parallel; report started when each is ready or
         the start-up wait has passed; on `request_stop`, stop them all and return."""
         async with trio.open_nursery() as nursery:
-            for module in self.modules:
-                nursery.start_soon(functools.partial(module.run, run_routines=run_routines))
+            for index, module in enumerate(self.modules):
+                nursery.start_soon(
+                    functools.partial(self._supervise, index, run_routines=run_routines),
+                    name=f"module {module.name}",
+                )
             with trio.move_on_after(self.startup_timeout):
                 await self._wait_ready()
             for module in self.modules:
@@ -42,7 +50,22 @@ class ModuleSupervisor:
                 module.request_stop()
 
     def request_stop(self) -> None:
+        """Stop every module; a module waiting to restart stops waiting at once."""
         self._stop.set()
+        for module in self.modules:
+            module.request_stop()
+
+    async def _supervise(self, index: int, *, run_routines: bool) -> None:
+        """Run the module at ``index``, and its fresh instances while it crashes and its
+        policy allows (a stop during the back-off ends the wait at once)."""
+        module = self.modules[index]
+        await module.run(run_routines=run_routines)
+        # request_stop() reaches the module in the list at once, so a back-off that
+        # returns True was not interrupted by a stop
+        while await module.back_off():
+            module = module.renewed()
+            self.modules[index] = module
+            await module.run(run_routines=run_routines)
 
     async def _wait_ready(self) -> None:
         async with trio.open_nursery() as nursery:

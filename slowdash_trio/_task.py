@@ -5,6 +5,10 @@ Each start loads the file afresh into a new `TaskModule` (a `UserModule` with
 ``ControlSystem`` in its globals and ``_export()`` processed after ``_initialize``) and a new
 `FunctionRunner`; together they make one `Instance`, run in the task manager's nursery inside
 the task's stop scope. Stopping ends that instance only.
+
+With ``restart: on-failure`` a crashed instance (see `._usermodule`) ends (its functions stop,
+``_finalize`` runs), and after the back-off a fresh `Instance` takes its place, sharing its
+status (errors and restart counts); a start from the UI begins afresh, a stop ends the wait.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import trio
 
 from slowdash_controls import ControlSystem, stop_scope
 
+from ._config import RestartConfig
 from ._exports import Export, make_export
 from ._taskfunc import CallError, Command, FunctionRunner, bind
 from ._usercode import is_async_callable
-from ._usermodule import ModuleSettings, ModuleState, UserModule, json_problem
+from ._usermodule import ModuleSettings, ModuleState, ModuleStatus, UserModule, json_problem
 
 if TYPE_CHECKING:
     from ._tasks import TaskManager
@@ -45,6 +50,7 @@ _STATES = {
     ModuleState.STOPPING: "stopping",
     ModuleState.STOPPED: "stopped",
     ModuleState.ERROR: "error",
+    ModuleState.RESTARTING: "restarting",
 }
 _ROUTINES = {
     ModuleState.LOADING: "load",
@@ -58,10 +64,18 @@ _ROUTINES = {
 class TaskModule(UserModule):
     """The user module of one task instance."""
 
-    def __init__(self, instance: Instance, settings: ModuleSettings) -> None:
+    def __init__(
+        self, instance: Instance, settings: ModuleSettings, status: ModuleStatus | None = None
+    ) -> None:
         task = instance.task
         super().__init__(
-            f"slowtask-{task.name}", task.file, task.parameters, settings, where=task.where
+            f"slowtask-{task.name}",
+            task.file,
+            task.parameters,
+            settings,
+            where=task.where,
+            restart=task.restart,
+            status=status,
         )
         self.instance = instance
 
@@ -94,6 +108,10 @@ class TaskModule(UserModule):
             except (TypeError, ValueError) as exc:
                 self.record_error("_export", str(exc))
 
+    def _ended_by_crash(self) -> None:
+        super()._ended_by_crash()
+        self.instance.runner.stop()
+
     async def _finalize(self) -> None:
         # functions end first (async ones cancelled, sync ones after their grace)
         with trio.move_on_after(self.settings.stop_grace + 1, shield=True):
@@ -115,11 +133,11 @@ class TaskModule(UserModule):
 class Instance:
     """One load of a task's file: module, function runner and exports."""
 
-    def __init__(self, task: Task) -> None:
+    def __init__(self, task: Task, status: ModuleStatus | None = None) -> None:
         manager = task.manager
         settings = manager.server.module_settings
         self.task = task
-        self.module = TaskModule(self, settings)
+        self.module = TaskModule(self, settings, status)
         self.token: trio.lowlevel.TrioToken | None = None
         self.runner = FunctionRunner(
             f"task {task.name}",
@@ -208,6 +226,7 @@ class Task:
         prefix: str | None = None,
         suffix: str = "",
         where: str = "",
+        restart: RestartConfig | None = None,
     ) -> None:
         self.manager = manager
         self.name = name
@@ -217,8 +236,10 @@ class Task:
         self.prefix = f"{name}." if prefix is None else prefix
         self.suffix = suffix
         self.where = where or str(file)
+        self.restart = restart
         self.instance: Instance | None = None
         self._lock = trio.Lock()
+        self._supervised: trio.Event | None = None  # set when the instances' runs are over
 
     # ---- state --------------------------------------------------------------------------
     @property
@@ -241,13 +262,14 @@ class Task:
         module = instance.module if instance is not None else None
         state = self.state
         error = module.status.error if module is not None else None
+        restarter = module.status.restart if module is not None else None
         runner = instance.runner if instance is not None else None
         return {
             "name": self.name,
             "state": state,
             "auto_load": self.auto_load,
             "is_loaded": module is not None and module.module is not None,
-            "is_routine_running": state in ("loading", "running", "stopping"),
+            "is_routine_running": state in ("loading", "running", "stopping", "restarting"),
             "is_command_running": bool(runner and runner.running),
             "is_waiting_input": False,
             "is_stopped": state == "stopped",
@@ -260,6 +282,8 @@ class Task:
             "error": error.to_json() if error is not None else None,
             "busy": runner.busy_with if runner else None,
             "exports": sorted(instance.exports) if instance else [],
+            "restart": restarter.to_json() if restarter is not None else None,
+            "links": module.status.links() if module is not None else [],
         }
 
     # ---- start and stop -----------------------------------------------------------------
@@ -270,8 +294,9 @@ class Task:
             await self._stop_instance()
             instance = Instance(self)
             self.instance = instance
+            self._supervised = done = trio.Event()
             self.manager.changed()
-            nursery.start_soon(instance.life, name=f"task {self.name}")
+            nursery.start_soon(self._supervise, instance, done, name=f"task {self.name}")
             with trio.move_on_after(wait):
                 await instance.module.ready.wait()
 
@@ -281,12 +306,25 @@ class Task:
             await self._stop_instance()
 
     async def _stop_instance(self) -> None:
-        instance = self.instance
-        if instance is None or instance.finished.is_set():
+        instance, done = self.instance, self._supervised
+        if instance is None or done is None or done.is_set():
             return
         instance.runner.stop()
-        instance.module.request_stop()
-        await instance.finished.wait()
+        instance.module.request_stop()  # also ends a back-off at once
+        await done.wait()
+
+    async def _supervise(self, instance: Instance, done: trio.Event) -> None:
+        """Run ``instance``, then fresh ones while it crashes and the policy allows."""
+        try:
+            await instance.life()
+            while await instance.module.back_off():
+                instance = Instance(self, instance.module.status)
+                self.instance = instance
+                self.manager.changed()
+                await instance.life()
+        finally:
+            done.set()
+            self.manager.changed()
 
     # ---- functions ----------------------------------------------------------------------
     def function_name(self, name: str) -> str | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from slowdash_controls import current_stop_scope, set_export_hook
+from slowdash_controls._link import set_link_hook
 
 from ._exports import Export, make_export
 from ._sources import QueryError
@@ -92,6 +93,7 @@ class TaskManager:
                 prefix=entry.namespace.prefix,
                 suffix=entry.namespace.suffix,
                 where=where,
+                restart=entry.restart,
             )
 
     def scan(self) -> list[str]:
@@ -158,6 +160,7 @@ class TaskManager:
         """Load the auto-load tasks, report started, run until `request_stop`, stop them all."""
         self._token = trio.lowlevel.current_trio_token()
         previous = set_export_hook(self._export_hook)
+        previous_link_hook = set_link_hook(self._link_changed)
         wait = self.server.project.config.system.module_startup_timeout
         try:
             async with trio.open_nursery() as nursery:
@@ -175,6 +178,11 @@ class TaskManager:
         finally:
             self._nursery = None
             set_export_hook(previous)
+            set_link_hook(previous_link_hook)
+
+    def _link_changed(self, link: object) -> None:
+        """A device link of a module or task changed state: the task list shows links."""
+        self.changed()
 
     def request_stop(self) -> None:
         self._stop.set()

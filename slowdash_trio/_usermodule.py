@@ -15,6 +15,14 @@ Where user code runs:
   code can never take the threads the server's own I/O needs;
 - every ``async def`` callback: on the server's Trio loop, under the `guarded` watchdog.
 
+A *crash* is an exception (``SystemExit`` included) escaping the top-level code (or a missing
+file), ``_setup``, ``_initialize``, ``_run`` or ``_loop``, unless a stop was already requested.
+Without a restart policy a crash is recorded and the module goes on as the original does (a
+module that did not load stays in error; otherwise ``_loop`` is not called again and requests
+are still served). With ``restart: on-failure`` a crash ends the attempt (its stop scope is
+stopped, ``_finalize`` runs) and the supervisor (`back_off`, then `renewed`) loads the file
+afresh after a back-off, until the policy's limit leaves it in state error.
+
 Request-side calls have a deadline (`UserModule.call`). Sync ones go through one gate per
 module: one call in a worker thread at a time, in arrival order; a sync call past its deadline
 marks the module *stuck*, and it is not called again until that call returns. Async ones are
@@ -39,9 +47,12 @@ from typing import Any
 import trio
 
 from slowdash_controls import StopScope, stop_scope
+from slowdash_controls._link import links_of
 
+from ._config import RestartConfig
 from ._errors import ModuleStuck
 from ._modthread import ModuleThread
+from ._restart import Restarter
 from ._usercode import SlowStep, guarded, import_user_file, is_async_callable, leading_args
 from .webapi import WebApi
 
@@ -55,6 +66,7 @@ class ModuleState(enum.StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     ERROR = "error"
+    RESTARTING = "restarting"  # crashed; waiting for the back-off before loading it afresh
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,14 @@ class ModuleStatus:
         self.stuck_since: float | None = None
         self.slow_steps = 0
         self.last_slow: dict[str, Any] | None = None
+        self.restart: Restarter | None = None  # with a restart policy; kept across restarts
+        self.link_scope: StopScope | None = None  # the stop scope of the current attempt
+
+    def links(self) -> list[dict[str, Any]]:
+        """The device links the module's current attempt made or uses (none once stopped)."""
+        if self.link_scope is None or self.state == ModuleState.STOPPED:
+            return []
+        return [link.status.to_json() for link in links_of(self.link_scope)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +125,8 @@ class ModuleStatus:
             "stuck": {"callback": self.stuck, "since": self.stuck_since} if self.stuck else None,
             "slow_steps": self.slow_steps,
             "last_slow": self.last_slow,
+            "restart": self.restart.to_json() if self.restart is not None else None,
+            "links": self.links(),
         }
 
 
@@ -134,6 +156,8 @@ class UserModule:
         data_suffix: str | None = None,
         call_timeout: float | None = None,
         where: str = "",
+        restart: RestartConfig | None = None,
+        status: ModuleStatus | None = None,
     ) -> None:
         self.name = name
         self.file = file
@@ -142,7 +166,12 @@ class UserModule:
         self.settings = settings
         self.call_timeout = call_timeout or settings.call_timeout
         self.where = where  # "SlowdashProject.yaml:7", for messages about the entry
-        self.status = ModuleStatus()
+        self.restart = restart if restart is not None and restart.enabled else None
+        self.status = status if status is not None else ModuleStatus()  # shared by restarts
+        if self.restart is not None and self.status.restart is None:
+            self.status.restart = Restarter(self.restart)
+        self.crash: ErrorRecord | None = None  # the crash that ended this attempt, if one did
+        self._end_on_crash = False  # set in run(): with a policy, when routines run
         self.module: types.ModuleType | None = None
         self.webapis: list[WebApi] = []
         self.ready = trio.Event()  # set once initialized, or once loading failed
@@ -154,6 +183,7 @@ class UserModule:
         self._token: trio.lowlevel.TrioToken | None = None
         # what ControlSystem.stop()/is_stop_requested() mean in this module's code
         self.stop_scope = StopScope(f"module {name}")
+        self.status.link_scope = self.stop_scope
 
     # ------------------------------------------------------------------------------------------
     # properties
@@ -175,15 +205,19 @@ class UserModule:
 
         With ``run_routines=False`` (query mode) ``_run``/``_loop`` are not started. Stop
         reaches the module in any phase, start-up included. If the task is cancelled from
-        outside (forced shutdown), ``_finalize`` still runs, bounded.
+        outside (forced shutdown), ``_finalize`` still runs, bounded. With a restart policy
+        (and routines), a crash ends it too (`crash` tells which); see `back_off`.
         """
         self._token = trio.lowlevel.current_trio_token()
+        self._end_on_crash = self.restart is not None and run_routines
         with stop_scope(self.stop_scope, token=self._token):
             await self._life(run_routines)
 
     async def _life(self, run_routines: bool) -> None:
         try:
             started = await self._stoppable(self._start)
+            if self._end_on_crash and self.crash is not None:
+                return
             if started and self.module is not None and not self._stopping:
                 self._set_state(ModuleState.RUNNING)
             self.ready.set()
@@ -195,16 +229,79 @@ class UserModule:
                 await self._stop.wait()
         finally:
             self.ready.set()
+            crashed = self._end_on_crash and self.crash is not None
+            if crashed:  # no request reaches it while it is finalized
+                self._set_state(ModuleState.ERROR)
+                self._ended_by_crash()
             if self.module is not None:
                 await self._finalize()
-            if self.module is not None or self.status.state != ModuleState.ERROR:
+            # after a crash, the supervisor's back_off decides: restarting, or error for good
+            if not crashed and (self.module is not None or self.status.state != ModuleState.ERROR):
                 self._set_state(ModuleState.STOPPED)
             self._thread.close()
 
     def request_stop(self) -> None:
-        """Ask the module to stop: ``_halt``, routines end, ``_finalize``."""
+        """Ask the module to stop: ``_halt``, routines end, ``_finalize`` (or, while waiting
+        to restart, no restart)."""
         self.stop_scope.request_stop(f"module {self.name} stopped")
         self._stop.set()
+
+    def _crashed(self) -> bool:
+        """A lifecycle callback just failed (its error recorded): note the crash, unless a
+        stop was requested; True if it ends this attempt (a restart policy applies)."""
+        if self._stop.is_set():
+            return False
+        self.crash = self.status.error
+        return self._end_on_crash
+
+    def _ended_by_crash(self) -> None:
+        """This attempt ends by a crash: what the module started is asked to stop."""
+        self.stop_scope.request_stop(f"module {self.name} crashed")
+
+    async def back_off(self) -> bool:
+        """After `run` returned: if the attempt crashed and the policy allows another, wait
+        the back-off (state restarting) and return True: the caller runs a fresh instance
+        (`renewed`). Otherwise False: no crash, a stop (state stopped), or the policy's limit
+        reached (state error)."""
+        restarter = self.status.restart
+        if restarter is None or not self._end_on_crash or self.crash is None:
+            return False
+        if self._stop.is_set():
+            self._set_state(ModuleState.STOPPED)
+            return False
+        delay = restarter.schedule()
+        if delay is None:
+            policy = restarter.policy
+            logger.error(
+                "module %s: crashed again after %d restart(s) within %g s; not restarted",
+                self.name,
+                policy.max_restarts,
+                policy.window,
+            )
+            self._set_state(ModuleState.ERROR)
+            return False
+        logger.warning(
+            "module %s: crashed in %s; restart in %g s", self.name, self.crash.callback, delay
+        )
+        self._set_state(ModuleState.RESTARTING)
+        if await restarter.wait(delay, self._stop):
+            return True
+        self._set_state(ModuleState.STOPPED)
+        return False
+
+    def renewed(self) -> UserModule:
+        """A fresh instance of this module (same entry, same status) for a restart."""
+        return UserModule(
+            self.name,
+            self.file,
+            self.parameters,
+            self.settings,
+            data_suffix=self.data_suffix,
+            call_timeout=self.call_timeout,
+            where=self.where,
+            restart=self.restart,
+            status=self.status,
+        )
 
     def mark_startup_timeout(self, seconds: float) -> None:
         """Start-up waited ``seconds`` for this module; the server goes on without it."""
@@ -221,6 +318,7 @@ class UserModule:
         if not self.file.is_file():
             self.record_error("load", f"no such file: {self.file} ({self.where})")
             self._set_state(ModuleState.ERROR)
+            self._crashed()
             return
         try:
             module = await self._thread.run(
@@ -229,14 +327,19 @@ class UserModule:
         except (Exception, SystemExit) as exc:
             self.record_error("load", _describe(exc), exc)
             self._set_state(ModuleState.ERROR)
+            self._crashed()
             return
         self.module = module
         self.webapis = [v for v in vars(module).values() if isinstance(v, WebApi)]
         self._set_state(ModuleState.INITIALIZING)
-        if not self._stopping:
-            await self._lifecycle_call("_setup", self.settings.app, self.parameters)
-        if not self._stopping:
-            await self._lifecycle_call("_initialize", self.parameters)
+        for name, args in (
+            ("_setup", (self.settings.app, self.parameters)),
+            ("_initialize", (self.parameters,)),
+        ):
+            if self._stopping:
+                return
+            if not await self._lifecycle_call(name, *args) and self._crashed():
+                return
         if not self._stopping:
             await self._after_initialize()
 
@@ -306,11 +409,14 @@ class UserModule:
     async def _routines(self, run_routines: bool) -> None:
         """``_run``, then ``_loop`` repeatedly; then serve requests until stopped."""
         if run_routines:
-            if self.callback("_run") is not None and not self._stopping:
-                await self._lifecycle_call("_run")
+            skip_run = self.callback("_run") is None or self._stopping
+            if not skip_run and not await self._lifecycle_call("_run") and self._crashed():
+                return
             if self.callback("_loop") is not None:
                 while not self._stopping:
                     if not await self._lifecycle_call("_loop"):
+                        if self._crashed():
+                            return
                         logger.error("module %s: _loop raised; not called again", self.name)
                         break
                     await trio.lowlevel.checkpoint()  # an async _loop that never awaits

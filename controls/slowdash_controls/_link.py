@@ -8,10 +8,21 @@ Every transport node (TCP, serial, Redis, brokers) keeps its connection in a :cl
   (``backoff_initial`` doubling up to ``backoff_max``); an operation that comes during the
   back-off fails at once with :class:`DeviceConnectionError` saying when the next attempt is,
   rather than hanging;
-- ``link.status`` tells the state (``idle``, ``connecting``, ``up``, ``down``, ``closed``), the
-  last error, and counts of connects and failures, for the dashboard and for scripts;
+- ``link.status`` tells the state (``idle``, ``connecting``, ``up``, ``down``, ``closed``; a
+  link that is down stays ``down`` while it tries again, ``since`` it went down), the
+  last error, and counts of connects and failures, for the dashboard and for scripts; an
+  exchange (a transaction with a ``command``) that passes its deadline shows the link as
+  ``stalled`` (connected, but the device does not answer) until an exchange completes;
+  ``link.state`` stays the connection state;
 - the connection belongs to the Trio loop that opened it; used from another loop, it is
   abandoned and reopened there.
+
+Who owns a link: the stop scope (:mod:`._stop`) of the code that made it or (re)connected it,
+that is the server's module or task whose code that was. :func:`links_of` lists a scope's
+links (the server shows them with the module's or task's state); a hook installed with
+:func:`set_link_hook` hears every change of an owned link's state as `status` shows it (not
+the retries of a link that is down). Links made in a plain script (the process scope) are not
+tracked.
 
 Errors are translated here, once: ``OSError`` and Trio's broken/closed stream errors become
 ``DeviceConnectionError``, an expired deadline ``DeviceTimeout``.
@@ -20,16 +31,19 @@ Errors are translated here, once: ``OSError`` and Trio's broken/closed stream er
 from __future__ import annotations
 
 import enum
+import itertools
 import math
+import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
 from ._errors import ControlException, DeviceConnectionError, DeviceTimeout
+from ._stop import PROCESS_SCOPE, StopScope, current_stop_scope
 
 R = TypeVar("R")
 
@@ -48,6 +62,7 @@ class LinkState(enum.StrEnum):
     UP = "up"
     DOWN = "down"
     CLOSED = "closed"
+    STALLED = "stalled"  # in `Link.status` only: up, but an exchange passed its deadline
 
 
 @dataclass(frozen=True)
@@ -56,11 +71,12 @@ class LinkStatus:
 
     address: str
     state: LinkState
-    since: float  # wall-clock time of the last state change
+    since: float  # wall-clock time of the last change of the state shown
     last_error: str | None
     connects: int
     failures: int
     retry_in: float | None  # seconds until the next attempt is allowed, while down
+    timeouts: int = 0  # exchanges that passed their deadline
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -71,6 +87,7 @@ class LinkStatus:
             "connects": self.connects,
             "failures": self.failures,
             "retry_in": self.retry_in,
+            "timeouts": self.timeouts,
         }
 
 
@@ -102,10 +119,18 @@ class Link(Generic[R]):
         self._connects = 0
         self._failures = 0
         self._next_attempt = -math.inf  # trio clock of the loop that saw the failure
+        self._stall: str | None = None  # the last exchange that passed its deadline, if none since
+        self._stalled_since: float | None = None
+        self._timeouts = 0
+        self._shown: tuple[LinkState, str | None] = (LinkState.IDLE, None)  # what status shows
+        self._serial = next(_serials)
+        self._owned = False
+        _adopt(self)
 
     # ---- state ------------------------------------------------------------------------
     @property
     def state(self) -> LinkState:
+        """The connection state (never ``stalled``: see `status`)."""
         return self._state
 
     @property
@@ -116,20 +141,65 @@ class Link(Generic[R]):
                 retry_in = max(0.0, self._next_attempt - trio.current_time())
             except RuntimeError:  # not on a Trio thread
                 retry_in = None
+        state, error = self._shown
+        stalled_since = self._stalled_since if state is LinkState.STALLED else None
         return LinkStatus(
             self.address,
-            self._state,
-            self._since,
-            self._last_error,
+            state,
+            stalled_since or self._since,
+            error,
             self._connects,
             self._failures,
             retry_in,
+            self._timeouts,
         )
 
+    def _show(self) -> tuple[LinkState, str | None]:
+        """The state and error `status` shows: a link that is down stays ``down`` while it
+        tries again, and a stalled one ``stalled`` (since it stalled) while it reconnects to
+        drop a late reply."""
+        state = self._state
+        if state is LinkState.CONNECTING:
+            if self._stall is not None and not self._failures:
+                return LinkState.STALLED, self._stall
+            if self._last_error is not None:  # tried before, and failed
+                return LinkState.DOWN, self._last_error
+        elif state is LinkState.UP and self._stall is not None:
+            return LinkState.STALLED, self._stall
+        return state, self._last_error
+
     def _set_state(self, state: LinkState) -> None:
-        if state is not self._state:
-            self._state = state
+        self._state = state
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """After a change: note the time of a new shown state; tell the hook what shows."""
+        shown = self._show()
+        if shown == self._shown:
+            return
+        if shown[0] is not self._shown[0]:
             self._since = time.time()
+        self._shown = shown
+        hook = _hook
+        if hook is not None and self._owned:
+            hook(self)
+
+    def _timed_out(self, command: str, timeout: float | None) -> None:
+        """An exchange passed its deadline: the device is stalled (until one completes)."""
+        self._timeouts += 1
+        if self._state is not LinkState.UP:
+            return  # the connect did not complete: the link is down, not stalled
+        within = f" within {timeout:g} s" if timeout is not None else ""
+        self._stall = f"{command}: no answer{within}"
+        if self._stalled_since is None:
+            self._stalled_since = time.time()
+        self._refresh()
+
+    def _answered(self) -> None:
+        """An exchange completed: the device answers again."""
+        if self._stall is not None:
+            self._stall = self._stalled_since = None
+            self._refresh()
 
     def _loop_locks(self) -> tuple[trio.Lock, trio.Lock]:
         """The connect and transaction locks of the current loop (a link serves one loop)."""
@@ -146,6 +216,8 @@ class Link(Generic[R]):
         token = trio.lowlevel.current_trio_token()
         if self._resource is not None and self._token is token:
             return self._resource
+        if not self._owned:
+            _adopt(self)  # made outside (a shared node): it belongs to the code that uses it
         connect_lock, _ = self._loop_locks()
         async with connect_lock:
             if self._resource is not None and self._token is token:
@@ -201,9 +273,8 @@ class Link(Generic[R]):
         """Drop the connection after an error; the next operation reconnects."""
         resource, self._resource = self._resource, None
         self._last_error = error if isinstance(error, str) else describe_error(error)
-        if self._state is not LinkState.CLOSED:
-            self._set_state(LinkState.DOWN)
         self._next_attempt = -math.inf
+        self._set_state(LinkState.CLOSED if self._state is LinkState.CLOSED else LinkState.DOWN)
         if resource is not None:
             await self._close(resource)
 
@@ -310,6 +381,8 @@ class Transaction(Generic[R]):
             raise
         self._release()
         self._exit_scope(exc)
+        if exc is None and self._command is not None:
+            self._link._answered()
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -323,6 +396,8 @@ class Transaction(Generic[R]):
             return
         scope.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
         if scope.cancelled_caught:
+            if self._command is not None:
+                self._link._timed_out(self._command, self._timeout)
             raise DeviceTimeout(
                 "no answer",
                 address=self._link.address,
@@ -345,3 +420,46 @@ def release_when_collected(owner: object, stop: trio.Event) -> weakref.finalize[
     finalizer = weakref.finalize(owner, release)
     finalizer.atexit = False
     return finalizer
+
+
+# ------------------------------------------------------------------------------------------------
+# who owns which link
+
+_serials = itertools.count()
+_owned: weakref.WeakKeyDictionary[StopScope, weakref.WeakSet[Link[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+_owned_lock = threading.Lock()
+
+#: ``hook(link)``: an owned link's state changed (called on the link's Trio thread)
+LinkHook = Callable[[Link[Any]], None]
+
+_hook: LinkHook | None = None
+
+
+def _adopt(link: Link[Any]) -> None:
+    """Register ``link`` with the scope of the code running now (not the process scope)."""
+    scope = current_stop_scope().task_scope()
+    if scope is PROCESS_SCOPE:
+        return
+    with _owned_lock:
+        links = _owned.get(scope)
+        if links is None:
+            links = _owned[scope] = weakref.WeakSet()
+        links.add(link)
+    link._owned = True
+
+
+def links_of(scope: StopScope) -> list[Link[Any]]:
+    """The links made or connected by code running in ``scope`` (thread-node scopes count
+    as the scope they are nested in), oldest first; links already garbage are gone."""
+    with _owned_lock:
+        links = list(_owned.get(scope, ()))
+    return sorted(links, key=lambda link: link._serial)
+
+
+def set_link_hook(hook: LinkHook | None) -> LinkHook | None:
+    """Install ``hook`` for state changes of owned links; returns the previous one."""
+    global _hook
+    previous, _hook = _hook, hook
+    return previous

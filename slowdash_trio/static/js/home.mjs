@@ -7,6 +7,7 @@ import { DataFeed } from './feed.mjs';
 import { Panel } from './panels/base.mjs';
 import { panelClass, registerPanel, loadPanels } from './panels/registry.mjs';
 import { formatTime, formatDuration } from './format.mjs';
+import { linkList, linksInTrouble, restartNote } from './panels/taskmanager.mjs';
 
 const STATUS_RELOAD = 10;   // seconds between status refreshes
 
@@ -59,12 +60,16 @@ export class ServerStatusPanel extends Panel {
                         const since = m.stuck.since ? ` for ${formatDuration(Date.now() / 1000 - m.stuck.since)}` : '';
                         problems.push(el('div', { class: 'sd-error' }, `stuck in ${m.stuck.callback ?? '?'}${since}`));
                     }
+                    const restart = restartNote(m?.state, m?.restart);
+                    if (restart) problems.push(restart);
                     if (m?.error) {
                         problems.push(el('details', { class: 'sd-error' },
                             el('summary', {}, `${m.error.callback ? `${m.error.callback}: ` : ''}${m.error.message ?? 'error'}`),
                             el('pre', {}, m.error.traceback ?? '')));
                     }
-                    return el('tr', { 'data-module': name, 'data-state': m?.state ?? '' },
+                    const links = linkList(m?.links);
+                    if (links) problems.push(links);
+                    return el('tr', { 'data-module': name, 'data-state': m?.state ?? '', 'data-links': linksInTrouble(m?.links) ? 'trouble' : 'ok' },
                         el('td', {}, name), el('td', {}, stateBadge(m?.state)),
                         el('td', {}, m?.error_count ? `${m.error_count} error${m.error_count > 1 ? 's' : ''}` : ''),
                         el('td', {}, problems));

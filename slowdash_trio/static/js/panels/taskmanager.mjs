@@ -1,13 +1,15 @@
-// The task manager: one row per task (state, last error, busy call), Start / Stop / Reload,
-// and "Rescan" for new config/slowtask-*.py files. It follows /api/control/task with a long
-// poll (?since=REV), so a change made anywhere shows at once.
+// The task manager: one row per task (state, last error, busy call, device links, restarts),
+// Start / Stop / Reload, and "Rescan" for new config/slowtask-*.py files. It follows
+// /api/control/task with a long poll (?since=REV), so a change made anywhere (a device link
+// going down included) shows at once.
 
 import { Panel } from './base.mjs';
 import { registerPanel } from './registry.mjs';
 import { el, getJSON, postJSON, projectConfig, notify, notifyError } from '../api.mjs';
 import { formatTime } from '../format.mjs';
 
-const RUNNING = new Set(['running', 'loading']);
+const RUNNING = new Set(['running', 'loading', 'restarting']);
+const LINK_TROUBLE = new Set(['down', 'stalled', 'closed']);
 const RETRY_MIN = 1, RETRY_MAX = 10;   // seconds between attempts while the server is away
 
 function pause(seconds, signal) {
@@ -26,6 +28,47 @@ export async function taskError(name) {
     } catch (error) {
         return `its error could not be read (${error.message})`;
     }
+}
+
+/** How many of `links` (a module's or task's device links) are not working. */
+export function linksInTrouble(links) {
+    return Array.isArray(links) ? links.filter((link) => LINK_TROUBLE.has(String(link?.state))).length : 0;
+}
+
+/** The device links of a module or task, one line each; a link down or stalled stands out
+ * with its error and since when. Null when there are none. */
+export function linkList(links) {
+    if (!Array.isArray(links) || !links.length) return null;
+    return el('ul', { class: 'sd-links' }, links.map((link) => {
+        const state = String(link?.state ?? 'unknown');
+        const address = String(link?.address ?? '?');
+        const trouble = LINK_TROUBLE.has(state);
+        const since = Number(link?.since) ? ` since ${formatTime(Number(link.since), { date: false })}` : '';
+        return el('li', { class: 'sd-link', 'data-state': state, 'data-address': address, title: `device link ${address}: ${state}${since}` },
+            el('span', { class: 'sd-link-label' }, 'link '),
+            el('span', { class: 'sd-link-address' }, address), ' ',
+            el('span', { class: 'sd-state sd-link-state', 'data-state': state }, state),
+            trouble ? el('span', { class: 'sd-link-error' }, `${since}${link?.last_error ? `: ${link.last_error}` : ''}`) : null);
+    }));
+}
+
+/** A line about restarts (`restart` of a module's or task's status), or null. */
+export function restartNote(state, restart) {
+    if (!restart || typeof restart !== 'object') return null;
+    const limit = `${restart.restarts ?? 0} of ${restart.max_restarts ?? '?'} restarts within ${restart.window ?? '?'} s`;
+    if (state === 'restarting' && Number(restart.next_attempt)) {
+        return el('div', { class: 'sd-restart', 'data-restart': 'waiting' },
+            `crashed; restart at ${formatTime(Number(restart.next_attempt), { date: false })} (${limit})`);
+    }
+    if (restart.gave_up && state === 'error') {
+        return el('div', { class: 'sd-restart sd-error', 'data-restart': 'gave-up' },
+            `crashed again after ${limit}: not restarted`);
+    }
+    if (restart.total) {
+        return el('div', { class: 'sd-restart', 'data-restart': 'restarted' },
+            `restarted ${restart.total} time${restart.total > 1 ? 's' : ''} (${limit})`);
+    }
+    return null;
 }
 
 export class TaskManagerPanel extends Panel {
@@ -110,6 +153,10 @@ export class TaskManagerPanel extends Panel {
             disabled: busy || !enabled, onclick: () => this.act(name, action, label),
         }, label);
         const activity = [];
+        const restart = restartNote(state, task.restart);
+        if (restart) activity.push(restart);
+        const links = linkList(task.links);
+        if (links) activity.push(links);
         if (task.busy) activity.push(el('div', { class: 'sd-task-busy' }, `busy: ${task.busy}`));
         if (task.last_command) {
             activity.push(el('div', { class: 'sd-task-last' },
@@ -126,7 +173,8 @@ export class TaskManagerPanel extends Panel {
         const edit = this.secure
             ? el('a', { href: `slowedit.html?filename=${encodeURIComponent(`slowtask-${name}.py`)}`, class: 'sd-task-edit', title: `edit slowtask-${name}.py` }, 'Edit')
             : null;
-        const row = el('tr', { class: 'sd-task', 'data-task': name, 'data-state': state },
+        const troubled = linksInTrouble(task.links);
+        const row = el('tr', { class: 'sd-task', 'data-task': name, 'data-state': state, 'data-links': troubled ? 'trouble' : 'ok' },
             el('td', { class: 'sd-task-name' }, name,
                 task.auto_load ? el('span', { class: 'sd-task-auto', title: 'started with the server (auto_load)' }, 'auto') : null),
             el('td', {}, el('span', { class: 'sd-task-state', 'data-state': state }, busy ? `${state}…` : state)),
