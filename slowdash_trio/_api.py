@@ -37,7 +37,12 @@ def core_api(server: Server) -> WebApi:
 
     @api.get("/openapi.json")
     async def openapi_json() -> Any:
-        return openapi(server.mounts(), title=server.project.title, version=__version__)
+        return openapi(
+            server.mounts(),
+            title=server.project.title,
+            version=__version__,
+            basic_auth=server.auth is not None,
+        )
 
     @api.get("/config")
     async def config() -> Any:

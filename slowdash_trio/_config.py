@@ -238,7 +238,7 @@ class SystemConfig(_Section):
     """``system:``: server-wide settings; every limit has a safe default."""
 
     our_security_is_perfect: bool = False
-    file_mode: int = 0o644
+    file_mode: int = Field(default=0o644, ge=0, le=0o7777)
     file_gid: int = -1
     # deadline of one request-side user callback (_get_channels, _get_data, _process_command)
     module_call_timeout: float = Field(default=10.0, gt=0)

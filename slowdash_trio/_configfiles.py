@@ -29,6 +29,7 @@ import trio
 import yaml
 
 from ._dispatch import error_response
+from ._project import MAX_YAML_DEPTH, YamlShapeError, safe_load_checked
 from ._usercode import (
     USER_PACKAGE,
     SlowStep,
@@ -47,6 +48,7 @@ logger = logging.getLogger("slowdash_trio.config")
 SAFE_EXTENSIONS = frozenset({".json", ".yaml", ".html", ".csv", ".svg", ".png", ".jpg", ".jpeg"})
 CONTENT_EXTENSIONS = (".json", ".yaml", ".html", ".py")
 LAYOUT_TYPES = frozenset({"slowdash", "slowplot", "slowcruise"})
+FILE_LIST_KEYS = ("name", "size", "mode", "owner", "group", "mtime")  # of /config/filelist
 MIME_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript",
@@ -64,6 +66,7 @@ MIME_TYPES = {
     ".csv": "text/csv; charset=utf-8",
 }
 _NAME = re.compile(r"[A-Za-z0-9_\-.]+")
+_NAME_MAX = 255  # the longest file name most file systems take (names are ASCII here)
 _counter = itertools.count()
 
 
@@ -90,6 +93,10 @@ class ConfigDir:
         the project is in secure mode).
         """
         root, dot, ext = name.rpartition(".")
+        if len(name) > _NAME_MAX:
+            raise _Refused(
+                400, f"bad file name {name[:40]!r}...: longer than {_NAME_MAX} characters"
+            )
         if not dot or not root or root.startswith(".") or not _NAME.fullmatch(name):
             raise _Refused(
                 400,
@@ -165,9 +172,10 @@ def config_files_api(server: Server) -> WebApi:
 
     @api.get("/config/filelist")
     async def filelist(sortby: str = "mtime", reverse: bool = False) -> Any:
-        keys = ("name", "size", "mode", "owner", "group", "mtime")
-        if sortby not in keys:
-            return error_response(400, f"query parameter 'sortby': one of {', '.join(keys)}")
+        if sortby not in FILE_LIST_KEYS:
+            return error_response(
+                400, f"query parameter 'sortby': one of {', '.join(FILE_LIST_KEYS)}"
+            )
         entries = await trio.to_thread.run_sync(_file_list, config.directory)
         return sorted(entries, key=lambda entry: entry[sortby], reverse=reverse)
 
@@ -379,17 +387,39 @@ def _parse(path: Path) -> Any:
     if not text.strip():
         raise _ParseError("the file is empty", None)
     if path.suffix.lower() == ".json":
+        too_deep = _ParseError(f"nested more than {MAX_YAML_DEPTH} levels deep", None)
         try:
-            return json.loads(text)
+            doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise _ParseError(exc.msg, exc.lineno) from None
+        except RecursionError:
+            raise too_deep from None
+        if not _nesting_within(doc, MAX_YAML_DEPTH):
+            raise too_deep
+        return doc
     try:
-        return yaml.safe_load(text)
+        return safe_load_checked(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise _ParseError(str(exc.problem), mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise _ParseError(str(exc), None) from None
+    except YamlShapeError as exc:
+        raise _ParseError(exc.message, exc.line) from None
+
+
+def _nesting_within(doc: Any, limit: int) -> bool:
+    """Whether JSON data nests at most ``limit`` levels (so that replies can encode it)."""
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            if depth > limit:
+                return False
+            stack.extend((item, depth + 1) for item in value)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------

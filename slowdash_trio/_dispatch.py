@@ -151,7 +151,9 @@ def encode_json(content: Any, indent: int | None = None) -> bytes:
             separators=separators,
             default=_plain,
         )
-    return text.encode("utf-8")
+    # a lone surrogate (a request's JSON may carry "\ud800") cannot be UTF-8: inside a JSON
+    # string its \uXXXX escape is the same text
+    return text.encode("utf-8", "backslashreplace")
 
 
 _ORJSON_OPTIONS: Final = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS

@@ -155,18 +155,94 @@ class _Loader(yaml.SafeLoader):
         self.flatten_mapping(node)
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                key: Any = key_node.value
-            else:
-                key = self.construct_object(key_node, deep=deep)
-            mapping[key] = self.construct_object(value_node, deep=deep)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                )
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
         return mapping
 
 
-def _parse_yaml(text: str, file: Path) -> tuple[Any, dict[Path_, int], list[str]]:
-    loader = _Loader(text)
+# Limits on the shape of a YAML document, checked before anything walks its data: deeper
+# nesting, or aliases (&name / *name) that refer to a value containing them or that multiply
+# into more values (the "billion laughs"), would crash or hang whatever reads it next.
+MAX_YAML_DEPTH = 100
+MAX_YAML_VALUES = 100_000
+
+
+class YamlShapeError(ValueError):
+    """A YAML document refused for its shape (`MAX_YAML_DEPTH`, `MAX_YAML_VALUES`, an alias
+    inside what it refers to); ``line`` is 1-based, or None."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+def compose_checked(loader: yaml.SafeLoader) -> yaml.Node | None:
+    """The loader's single document as nodes, refused with `YamlShapeError` if its shape
+    breaks the limits above (every alias counted as the values it stands for)."""
     try:
-        node = loader.get_single_node()
+        root = loader.get_single_node()
+    except RecursionError:
+        raise YamlShapeError(f"nested more than {MAX_YAML_DEPTH} levels deep", None) from None
+    if root is None:
+        return None
+    values = 0
+    on_path: set[int] = set()  # the nodes containing the one being looked at
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            continue
+        line = node.start_mark.line + 1
+        if id(node) in on_path:
+            raise YamlShapeError("an alias (*name) refers to a value that contains it", line)
+        values += 1
+        if values > MAX_YAML_VALUES:
+            raise YamlShapeError(
+                f"more than {MAX_YAML_VALUES} values (aliases, *name, repeat what they refer to)",
+                line,
+            )
+        if depth > MAX_YAML_DEPTH:
+            raise YamlShapeError(f"nested more than {MAX_YAML_DEPTH} levels deep", line)
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            continue
+        on_path.add(id(node))
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in reversed(children))
+    return root
+
+
+def safe_load_checked(text: str) -> Any:
+    """``yaml.safe_load(text)``, but `YamlShapeError` for a document `compose_checked`
+    refuses."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = compose_checked(loader)
+        return loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+
+
+def _parse_yaml(text: str, file: Path) -> tuple[Any, dict[Path_, int], list[str]]:
+    try:
+        loader = _Loader(text)  # it checks every character first
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        reason = f"YAML error: character {chr(exc.character)!r} is not allowed ({exc.reason})"
+        raise ProjectError(reason, file=file, line=line) from None
+    try:
+        node = compose_checked(loader)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -174,6 +250,8 @@ def _parse_yaml(text: str, file: Path) -> tuple[Any, dict[Path_, int], list[str]
         raise ProjectError(reason, file=file, line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise ProjectError(f"YAML error: {exc}", file=file) from None
+    except YamlShapeError as exc:
+        raise ProjectError(exc.message, file=file, line=exc.line) from None
     finally:
         loader.dispose()
     lines: dict[Path_, int] = {}

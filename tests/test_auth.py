@@ -87,6 +87,10 @@ async def test_every_route_needs_its_role(project: Any) -> None:
     async with serving(project) as (_, client):
         reply = await client.get("/api/openapi.json", headers=as_user("vera"))
         assert reply.status_code == 200
+        assert reply.json()["components"]["securitySchemes"] == {
+            "basic": {"type": "http", "scheme": "basic"}
+        }
+        assert reply.json()["security"] == [{"basic": []}]
         routes = [
             (method.upper(), "/api" + concrete(path))
             for path, operations in reply.json()["paths"].items()
@@ -196,6 +200,9 @@ async def test_no_authentication_keeps_todays_behaviour(tmp_path: Path) -> None:
     async with serving(build_project(tmp_path)) as (server, client):
         assert server.auth is None
         assert (await client.get("/api/ping")).status_code == 200
+        description = (await client.get("/api/openapi.json")).json()
+        assert "security" not in description
+        assert "securitySchemes" not in description["components"]
         assert (await client.post("/api/control", content=b'{"x": 1}')).status_code == 400
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from support import build_project, serving, write
 
+from slowdash_trio._sources._query import MAX_LENGTH, REDUCER_ALIASES
 from slowdash_trio.webapi import Request
 
 MODULE = """
@@ -60,7 +61,15 @@ async def test_the_description_matches_the_routes(tmp_path: Path) -> None:
             "prior_data",
         }
         length = next(p for p in data["parameters"] if p["name"] == "length")
-        assert length["schema"] == {"type": "number", "default": 3600.0}
+        assert length["schema"] == {
+            "type": "number",
+            "default": 3600.0,
+            "exclusiveMinimum": 0,
+            "maximum": MAX_LENGTH,
+        }
+        reducer = next(p for p in data["parameters"] if p["name"] == "reducer")
+        assert reducer["schema"]["default"] == "last"
+        assert set(reducer["schema"]["enum"]) == set(REDUCER_ALIASES)
         assert set(data["x-answered-by"]) >= {"server", "streaming"}
         hello = doc["paths"]["/hello/{name}"]["get"]
         assert hello["x-answered-by"] == ["greeter"]
@@ -70,8 +79,25 @@ async def test_the_description_matches_the_routes(tmp_path: Path) -> None:
             "in": "query",
             "required": False,
             "schema": {"type": "boolean", "default": False},
+            "allowEmptyValue": True,  # ?loud= is the default, as the route takes it
         }
         # the module's route answers as described
         assert (await client.get("/api/hello/ada?loud=true")).json() == {"hello": "ADA"}
+        assert (await client.get("/api/hello/ada?loud=")).json() == {"hello": "ada"}
         control = doc["paths"]["/control"]["post"]
         assert "requestBody" in control
+        # answers: the built-in ones have schemas; every operation has its error answers
+        ping = doc["paths"]["/ping"]["get"]["responses"]
+        assert ping["200"]["content"]["application/json"]["schema"]["items"] == {"const": "pong"}
+        upload = doc["paths"]["/config/file/{filename}"]["post"]["responses"]
+        assert set(upload) == {"201", "202", "4XX", "5XX"}
+        assert hello["responses"]["200"] == {
+            "description": "the answer (JSON unless the path says otherwise)"
+        }
+        error = {"$ref": "#/components/schemas/Error"}
+        for path, operations in doc["paths"].items():
+            for method, operation in operations.items():
+                for status in ("4XX", "5XX"):
+                    content = operation["responses"][status]["content"]
+                    assert content["application/json"]["schema"] == error, (method, path)
+        # (tests/fuzz/test_schemathesis.py checks real answers against these schemas)

@@ -212,6 +212,16 @@ class LineBuffer:
         self._reset_line()
         self._discard = True
 
+    def _past_limit(self, events: list[str | LineError], start: int, pos: int) -> int:
+        """The pending line (from ``start``) passes the limit inside block data, which would
+        swallow terminators: report it, and drop it from the first byte past the limit (or
+        ``pos``, if further) to the next CR or LF, as if the bytes had arrived split there.
+        Returns where scanning goes on."""
+        events.append(self._too_long())
+        self._reset_line()
+        self._discard = True
+        return max(pos, start + self.max_line_length + 1)
+
     def _reset_line(self) -> None:
         self._slow = False
         self._pos = self._quote = self._block_left = self._span_start = 0
@@ -268,6 +278,9 @@ class LineBuffer:
                 continue
             if self._block_left:
                 take = min(self._block_left, n - pos)
+                if pos + take - start > self.max_line_length:
+                    pos = start = self._past_limit(events, start, pos)
+                    continue
                 pos += take
                 self._block_left -= take
                 if self._block_left:
@@ -276,6 +289,9 @@ class LineBuffer:
                 continue
             if self._indefinite:
                 i = buf.find(b"\n", pos)
+                if (n if i < 0 else i) - start > self.max_line_length:
+                    pos = start = self._past_limit(events, start, pos)
+                    continue
                 if i < 0:
                     pos = n
                     break

@@ -183,7 +183,13 @@ def parse_query(
     end = to if to > 0 else now + to
     width: float | None = None if resample < 0 else resample
     if align and width:
-        end = math.ceil(end / width - 1e-9) * width
+        steps = end / width - 1e-9
+        if not math.isfinite(steps):  # a huge end over a tiny width
+            raise QueryError(
+                f"query parameter 'align': to={end:g} is not a multiple of resample={width:g} "
+                "that can be computed"
+            )
+        end = math.ceil(steps) * width
     if width is not None and width > 0:
         make_grid(length, end, width)  # checks the bucket count
     return DataQuery(
