@@ -100,3 +100,14 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/dashboard_bench.py", "--reuse", env=dict(os.environ))
     # live streaming to 50 WebSocket clients against a bare hypercorn+quart-trio broadcast
     session.run("python", "benchmarks/stream_bench.py", env=dict(os.environ))
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """A server under a bounded, realistic load for 10 minutes: its memory, open files and
+    threads must stay flat (fails when one grows). Not a default session.
+
+    ``nox -s soak -- --minutes 1`` for a quick run; ``-- --help`` for the options.
+    """
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/soak.py", *session.posargs, env=dict(os.environ))

@@ -108,7 +108,10 @@ def core_api(server: Server) -> WebApi:
             )
         if not unknown:
             return merged if merged is not None else Response({})
-        if len(unknown) == len(requested):
+        # with a data source down, a channel it would know is not "unknown": 200 with both
+        # headers, so the dashboard shows the source's problem rather than a 404
+        down = merged is not None and PROBLEMS_HEADER in merged.headers
+        if len(unknown) == len(requested) and not down:
             return error_response(
                 404, f"unknown channel{'s'[: len(unknown) > 1]}: {', '.join(unknown)}"
             )
@@ -233,8 +236,11 @@ def _with_problems(content: Any, problems: list[str]) -> Any:
     if not problems:
         return content
     response = Response(content)
-    response.headers["X-Slowdash-Source-Problems"] = urllib.parse.quote("; ".join(problems))
+    response.headers[PROBLEMS_HEADER] = urllib.parse.quote("; ".join(problems))
     return response
+
+
+PROBLEMS_HEADER = "X-Slowdash-Source-Problems"
 
 
 def _channel_list(text: str) -> list[str]:

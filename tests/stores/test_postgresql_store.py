@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import trio
 from support import postgres_url
+from tcp_proxy import Proxy, postgres_proxy, proxied
 
 from slowdash_stores._errors import (
     DuplicateRowError,
@@ -334,112 +335,10 @@ async def test_async_twins(pg_url: str, db: Database) -> None:
 # lost connections, through a proxy that cuts them
 
 
-class Proxy:
-    """A TCP proxy to the server that can cut its connections in several ways."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self.refuse = False
-        self.commit_cut: str | None = None  # "after" or "client-only", once
-        self.scopes: set[trio.CancelScope] = set()
-        self.lingering: list[trio.SocketStream] = []
-        self.connections = 0
-        self.commit_cuts = 0
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self._handle, listeners)
-
-    def cut_all(self) -> int:
-        for scope in list(self.scopes):
-            scope.cancel()
-        return len(self.scopes)
-
-    async def _handle(self, client: trio.SocketStream) -> None:
-        server: trio.SocketStream | None = None
-        keep_server: list[bool] = []
-        try:
-            if self.refuse:
-                return
-            self.connections += 1
-            server = await trio.open_tcp_stream(*self.target)
-            with trio.CancelScope() as scope:
-                self.scopes.add(scope)
-                try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._upstream, client, server, scope, keep_server)
-                        nursery.start_soon(self._pump, server, client, scope)
-                finally:
-                    self.scopes.discard(scope)
-        finally:
-            with trio.CancelScope(shield=True):
-                await client.aclose()
-                if server is not None and keep_server:  # half-open: the server is not told
-                    self.lingering.append(server)
-                elif server is not None:
-                    await server.aclose()
-
-    async def _upstream(
-        self,
-        source: trio.SocketStream,
-        sink: trio.SocketStream,
-        scope: trio.CancelScope,
-        keep_server: list[bool],
-    ) -> None:
-        try:
-            async for data in source:
-                if self.commit_cut is not None and b"COMMIT" in data:
-                    how, self.commit_cut = self.commit_cut, None
-                    self.commit_cuts += 1
-                    if how == "after":  # the server commits; its answer never arrives
-                        await sink.send_all(data)
-                    else:  # the client is cut off; the server's transaction stays open
-                        keep_server.append(True)
-                    return
-                await sink.send_all(data)
-        except trio.BrokenResourceError:
-            pass
-        finally:
-            scope.cancel()
-
-    async def _pump(
-        self, source: trio.SocketStream, sink: trio.SocketStream, scope: trio.CancelScope
-    ) -> None:
-        try:
-            async for data in source:
-                await sink.send_all(data)
-        except trio.BrokenResourceError:
-            pass
-        finally:
-            scope.cancel()
-
-    async def aclose(self) -> None:
-        for stream in self.lingering:
-            await stream.aclose()
-
-
 @pytest.fixture
 async def proxy(pg_url: str) -> AsyncIterator[Proxy]:
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = conninfo_to_dict(pg_url)
-    server = Proxy(str(params.get("host") or "127.0.0.1"), int(str(params.get("port") or 5432)))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
+    async with postgres_proxy(pg_url) as server:
         yield server
-        nursery.cancel_scope.cancel()
-    await server.aclose()
-
-
-def proxied(pg_url: str, port: int) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(pg_url)
-    params.update(host="127.0.0.1", port=str(port))
-    return make_conninfo("", **params)
 
 
 class Progress:
