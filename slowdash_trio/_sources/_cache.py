@@ -9,7 +9,9 @@ nothing was deleted or replaced behind the cache's back (``update()`` deletes, f
 if the count disagrees, the table's cache is dropped and read again.
 
 Only live windows are cached (``to`` within a minute of now), at most ``max_points`` rows in
-all (least recently used channels go first).
+all (least recently used channels go first). Rows that have left every channel's latest
+requested window are let go once they are as many as the window holds, so a dashboard that
+stays open for months keeps a window's worth, not everything since it opened.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from ._sqltable import SQLTable
 
 LIVE_SLACK: Final = 60.0
+IDLE: Final = 600.0  # seconds a channel nobody asks for stays cached
 
 
 @dataclass(eq=False)
@@ -37,6 +40,10 @@ class _Series:
     lo: float
     times: np.ndarray[Any, np.dtype[np.float64]]
     values: list[Any]
+    wanted: float = 0.0
+    """The start of the window last asked of this channel."""
+    asked: float = field(default_factory=time.monotonic)
+    """When this channel was last asked for."""
 
 
 @dataclass(eq=False)
@@ -116,9 +123,11 @@ class RowCache:
                 if series is None:
                     return None
                 self._lru.move_to_end((*key, tag))
+                series.wanted, series.asked = query.begin, time.monotonic()
                 i = int(np.searchsorted(series.times, query.begin, "left"))
                 j = int(np.searchsorted(series.times, query.to, "left"))
                 out[tag] = (series.times[i:j], series.values[i:j])
+            self._trim(table, key, cache)
             return out
 
     # -- keeping it true ---------------------------------------------------------------------
@@ -210,11 +219,36 @@ class RowCache:
             else:
                 cache.lo, cache.count = new_lo, count
         for tag, (times, values) in columns.items():
-            cache.series[tag] = _Series(lo, np.asarray(times, dtype=np.float64), values)
+            cache.series[tag] = _Series(lo, np.asarray(times, dtype=np.float64), values, lo)
             self._lru[(*key, tag)] = len(times)
             self._lru.move_to_end((*key, tag))
         self._evict()
         return cache
+
+    def _trim(self, table: SQLTable, key: tuple[str, str], cache: _TableCache) -> None:
+        """Let go of the rows before every channel's latest window, once the stale span is as
+        long as the live one (so this costs one count query now and then), and keep the sizes
+        the eviction counts true."""
+        idle = time.monotonic() - IDLE
+        for tag in [tag for tag, series in cache.series.items() if series.asked < idle]:
+            del cache.series[tag]  # nobody looks at it any more
+            self._lru.pop((*key, tag), None)
+        if not cache.series:
+            self._drop(key)
+            return
+        lo = min(series.wanted for series in cache.series.values())
+        if lo - cache.lo < max(time.time() - lo, LIVE_SLACK):
+            return
+        for tag, series in cache.series.items():
+            k = int(np.searchsorted(series.times, lo, "left"))
+            series.times, series.values = series.times[k:].copy(), series.values[k:]
+            series.lo = max(series.lo, lo)
+            self._lru[(*key, tag)] = len(series.times)
+        (count,) = table.conn.execute(
+            f"SELECT count(*) FROM {table.table} WHERE {table.t()} >= ?", (lo,)
+        ).fetchone()
+        cache.lo, cache.count = lo, int(count)
+        self._evict()
 
     def _drop(self, key: tuple[str, str]) -> None:
         self._tables.pop(key, None)

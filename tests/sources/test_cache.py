@@ -247,3 +247,30 @@ async def test_objects_and_nulls_in_a_live_window(tmp_path: Path) -> None:
     assert (await pair.check(live("h")))["h"]["x"] == [1.0, hist.to_json(), hist.to_json()]
     assert pair.hits == 1
     await out.aio_close()
+
+
+async def test_rows_that_left_the_window_are_let_go(tmp_path: Path) -> None:
+    """A window that moves on for a long time holds a window's worth of rows, not everything
+    since it was first asked for; the sizes the eviction counts stay true."""
+    out = DataStore_SQLite(f"sqlite:///{tmp_path}/data", "data", tiers=())
+    now = float(int(time.time()))  # whole seconds: no row on a window's edge by rounding
+    await off_trio(lambda: [out.append({"a": 1.0}, timestamp=now - 60 + i) for i in range(60)])
+    pair = await Pair(tmp_path).open()
+    cache = pair.cached.cache
+    assert cache is not None
+    for step in range(30):  # 100 new rows a step, the 60 s window following them
+        start = now + 100 * step
+
+        def write(start: float = start, step: int = step) -> None:
+            for k in range(100):
+                out.append({"a": float(step)}, timestamp=start + k)
+
+        await off_trio(write)
+        end = start + 100
+        query = parse_query(["a"], length=60, to=end, now=end)
+        assert len((await pair.check(query))["a"]["x"]) == 60
+        held = sum(len(s.times) for c in cache._tables.values() for s in c.series.values())
+        assert held <= 200, (step, held)  # at most the window and as much again, not 3000
+        assert sum(cache._lru.values()) == held
+    assert pair.misses == 1  # refreshed and trimmed, never read afresh
+    await out.aio_close()
