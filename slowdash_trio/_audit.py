@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from ._config import AuditConfig
+from .webapi import Request
 
 logger = logging.getLogger("slowdash_trio.audit")
 
@@ -47,6 +48,11 @@ class AuditRecord:
     def line(self) -> str:
         detail = f" {self.detail}" if self.detail else ""
         return f"{self.user}@{self.client} {self.action}{detail} -> {self.status} {self.outcome}"
+
+
+def requester(request: Request) -> str | None:
+    """Who a request is recorded as: its user, or ``(server)`` for the server's own."""
+    return "(server)" if request.internal else request.user
 
 
 def summarize(body: bytes, content_type: str | None = None) -> str:

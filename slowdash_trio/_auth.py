@@ -30,6 +30,7 @@ import bcrypt
 import trio
 
 from ._config import AuthConfig
+from ._origin import SAFE_METHODS
 
 REALM = "SlowDash"
 CHALLENGE = f'Basic realm="{REALM}", charset="UTF-8"'
@@ -56,7 +57,7 @@ class User:
 
 def required_role(method: str, path: str) -> Role:
     """The least role that may make this request (``path`` is the full URL path)."""
-    if method.upper() in ("GET", "HEAD", "OPTIONS") or not path.startswith("/api/"):
+    if method.upper() in SAFE_METHODS or not path.startswith("/api/"):
         return Role.VIEWER
     if path.startswith("/api/config/file/"):
         return Role.ADMIN

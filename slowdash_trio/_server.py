@@ -17,12 +17,13 @@ import trio
 
 from ._api import core_api
 from ._app import App
-from ._audit import AuditLog, summarize
+from ._audit import AuditLog, requester, summarize
 from ._auth import Authenticator
 from ._configfiles import config_files_api
 from ._dispatch import HandlerFailed, Mount, dispatch
 from ._errors import ProjectError
 from ._hub import Hub, HubLimits
+from ._origin import SAFE_METHODS
 from ._project import Project
 from ._sources import SourceConfigError, build_source
 from ._sources._manager import DataSources
@@ -38,7 +39,6 @@ logger = logging.getLogger("slowdash_trio")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 18881
 
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # requests that only publish values: their write-backs to task nodes are audited instead
 _PUBLISHING = ("/emit/", "/consume/")
 
@@ -96,7 +96,7 @@ class Server:
         """Answer one API request (from HTTP, query mode or a module's ``app.request``);
         one that can change something is recorded in the audit log."""
         response = await dispatch(request, self.mounts())
-        if request.method not in _SAFE_METHODS and not request.path.startswith(_PUBLISHING):
+        if request.method not in SAFE_METHODS and not request.path.startswith(_PUBLISHING):
             self.audit_request(request, response.status, _outcome(response))
         return response
 
@@ -106,7 +106,7 @@ class Server:
         else:
             detail = summarize(request.body, request.headers.get("content-type"))
         self.audit.record(
-            user="(server)" if request.internal else request.user,
+            user=requester(request),
             client=request.client,
             action=f"{request.method} /api{request.path}",
             detail=detail,

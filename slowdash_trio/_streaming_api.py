@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ._audit import requester
 from ._hub import CURRENT_DATA
 from ._sources import QueryError
 from ._sources._schema import check_channel_name
@@ -98,10 +99,6 @@ async def accept_current(
     return written
 
 
-def _who(request: Request) -> str | None:
-    return "(server)" if request.internal else request.user
-
-
 def streaming_api(server: Server) -> WebApi:
     api = WebApi()
     hub = server.hub
@@ -120,7 +117,7 @@ def streaming_api(server: Server) -> WebApi:
             raise BadRequest(f"emit {topic[:60]}: {exc}") from None
         if topic == CURRENT_DATA:
             await accept_current(
-                server, values, sender or None, user=_who(request), client=request.client
+                server, values, sender or None, user=requester(request), client=request.client
             )
         else:
             hub.publish(topic, text)
@@ -137,7 +134,7 @@ def streaming_api(server: Server) -> WebApi:
             values,
             sender or None,
             fan_out=False,
-            user=_who(request),
+            user=requester(request),
             client=request.client,
         )
         return {"status": "ok", "set": written}

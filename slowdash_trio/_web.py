@@ -38,7 +38,7 @@ from quart_trio import QuartTrio
 from ._auth import CHALLENGE, Role, User, required_role
 from ._dispatch import error_response, render
 from ._hub import Subscriber
-from ._origin import OriginPolicy
+from ._origin import SAFE_METHODS, OriginPolicy
 from ._streaming_api import accept_current, check_topic, parse_current
 from ._userhtml import Refused, resolve, user_dir
 from .webapi import Request, Response
@@ -130,7 +130,7 @@ class ApiFront:
             return user
         message = f"{method} {scope['path']} needs role {needed}; user {user.name} is {user.role}"
         logger.warning("forbidden: %s", message)
-        if method not in ("GET", "HEAD", "OPTIONS"):
+        if method not in SAFE_METHODS:
             self.server.audit.record(
                 user=user.name,
                 client=_peer(scope),
