@@ -203,6 +203,7 @@ class Server:
     def request_shutdown(self) -> None:
         """Stop serving: the web server first, then the modules."""
         self._shutdown.set()
+        self.tasks.release_waiters()
         if not self._web_running:
             self.supervisor.request_stop()
             self.tasks.request_stop()

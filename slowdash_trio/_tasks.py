@@ -61,6 +61,7 @@ class TaskManager:
         self.revision = 1
         self.poll_wait = POLL_WAIT
         self._changed = trio.Event()
+        self._closing = False
         self._stop = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -143,10 +144,17 @@ class TaskManager:
         self._changed = trio.Event()
 
     async def wait_change(self, since: int, timeout: float) -> None:
-        """Return once the revision is above ``since``, or after ``timeout`` seconds."""
+        """Return once the revision is above ``since``, after ``timeout`` seconds, or when the
+        server begins to shut down (a waiting browser gets its answer instead of holding the
+        web server's graceful stop)."""
         with trio.move_on_after(timeout):
-            while self.revision <= since and not self._stop.is_set():
+            while self.revision <= since and not self._stop.is_set() and not self._closing:
                 await self._changed.wait()
+
+    def release_waiters(self) -> None:
+        """The server is shutting down: answer every waiting long poll now."""
+        self._closing = True
+        self._changed.set()
 
     def status(self) -> list[dict[str, Any]]:
         return [task.status() for task in self.tasks.values()]

@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 import trio.testing
-from support import build_project, write
+from support import build_project, serving, write
 
 from slowdash_trio._project import Project
 from slowdash_trio._server import Server
@@ -316,3 +316,24 @@ async def test_a_tasks_own_web_api_is_mounted_while_it_runs(tmp_path: Path) -> N
         assert (await action(server, "web", "stop")).status < 300
         await wait_until(server, lambda: not server.tasks.serving_modules())
         assert (await call(server, "GET", "/hello/world")).status == 404
+
+
+async def test_a_waiting_long_poll_is_answered_when_the_server_shuts_down(
+    tmp_path: Path,
+) -> None:
+    async with serving(build_project(tmp_path)) as (server, client):
+        revision = server.tasks.revision
+        answers: list[Any] = []
+        async with trio.open_nursery() as nursery:
+
+            async def poll() -> None:
+                reply = await client.get("/api/control/task", params={"since": revision})
+                answers.append(reply)
+
+            nursery.start_soon(poll)
+            await trio.testing.wait_all_tasks_blocked()
+            assert answers == []  # waiting: nothing changed
+            with trio.fail_after(1):  # not the poll's 30 s, nor the graceful stop's 3 s
+                server.request_shutdown()
+    (reply,) = answers
+    assert reply.status_code == 200 and reply.json()["revision"] == revision
