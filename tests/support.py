@@ -214,3 +214,11 @@ UPGRADE_HEADERS = {
     "Sec-WebSocket-Version": "13",
     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
 }
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll a condition that the server's own tasks make true (states and counters that have
+    no event to wait on), within ``timeout`` seconds."""
+    with trio.fail_after(timeout):
+        while not condition():  # noqa: ASYNC110 (polling, with a deadline)
+            await trio.sleep(0.005)

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 import trio_websocket
-from support import build_project, serving, write
+from support import build_project, serving, until, write
 from test_auth import TASK, as_user, auth_section, basic
 from test_websocket import wait_attached, ws_url
 
@@ -108,9 +107,7 @@ async def test_live_write_back_is_recorded(project: Any, caplog: pytest.LogCaptu
             await ws.send_message(
                 json.dumps({"hv.V0": {"t": 1, "x": 7.0}, "other": {"t": 1, "x": 1}})
             )
-            with trio.fail_after(20):
-                while not audit_lines(caplog):  # noqa: ASYNC110 (polling, with a deadline)
-                    await trio.sleep(0.01)
+            await until(lambda: bool(audit_lines(caplog)))
         emitted = json.dumps({"hv.V0": {"t": 2, "x": 8.0}})
         reply = await client.post(
             "/api/emit/current_data", content=emitted, headers=as_user("otto")

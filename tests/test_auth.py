@@ -319,8 +319,4 @@ def test_generate_key_on_a_terminal_does_not_echo() -> None:
     line = next(text for text in seen.decode().splitlines() if text.startswith("bob:$2b$"))
     auth = Authenticator.from_config(AuthConfig.model_validate({"key": line.strip()}))
     assert auth is not None
-    assert trio.run(auth.authenticate, basic_of("bob", "pa55word")) is not None
-
-
-def basic_of(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    assert trio.run(auth.authenticate, basic("bob", "pa55word")) is not None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import trio_websocket
-from support import build_project, serving
-from test_websocket import close_reason, raw_client, receive_json, until, wait_attached, ws_url
+from support import build_project, serving, until
+from test_websocket import close_reason, raw_client, receive_json, wait_attached, ws_url
 
 from slowdash_trio._config import ProjectConfig
 

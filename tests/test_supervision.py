@@ -16,20 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from support import MakeProject, build_project, running, serving, write
+from support import MakeProject, build_project, running, serving, until, write
 
 from slowdash_trio._errors import ProjectError
 from slowdash_trio._project import load_project
 from slowdash_trio._server import Server
 from slowdash_trio._usermodule import ModuleState, UserModule
-
-
-async def until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Poll ``check`` (module states have no event to wait on), bounded."""
-    with trio.fail_after(timeout):
-        while not check():  # noqa: ASYNC110 (polling, with a deadline)
-            await trio.sleep(0.005)
-
 
 # ---------------------------------------------------------------------------------------------
 # the configuration

@@ -324,16 +324,19 @@ async def test_a_waiting_long_poll_is_answered_when_the_server_shuts_down(
     async with serving(build_project(tmp_path)) as (server, client):
         revision = server.tasks.revision
         answers: list[Any] = []
+        answered = trio.Event()
         async with trio.open_nursery() as nursery:
 
             async def poll() -> None:
                 reply = await client.get("/api/control/task", params={"since": revision})
                 answers.append(reply)
+                answered.set()
 
             nursery.start_soon(poll)
             await trio.testing.wait_all_tasks_blocked()
             assert answers == []  # waiting: nothing changed
+            server.request_shutdown()
             with trio.fail_after(1):  # not the poll's 30 s, nor the graceful stop's 3 s
-                server.request_shutdown()
+                await answered.wait()
     (reply,) = answers
     assert reply.status_code == 200 and reply.json()["revision"] == revision

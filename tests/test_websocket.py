@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 import trio_websocket
-from support import EXAMPLES, MakeProject, serving
+from support import EXAMPLES, MakeProject, serving, until
 from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection
 
 from slowdash_trio._hub import HubLimits
@@ -28,13 +28,6 @@ def ws_url(client: httpx.AsyncClient, topic: str = "current_data") -> str:
 async def receive_json(ws: WebSocketConnection) -> Any:
     with trio.fail_after(20):
         return json.loads(await ws.get_message())
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll a condition that the server's own tasks make true, within 20 s."""
-    with trio.fail_after(20):
-        while not condition():  # noqa: ASYNC110 (polling, with a deadline)
-            await trio.sleep(0.01)
 
 
 async def wait_attached(server: Server, count: int, topic: str = "current_data") -> None:

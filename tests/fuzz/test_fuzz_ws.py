@@ -18,9 +18,8 @@ from fuzz.fuzzing import fuzz_settings, off_trio, on_trio
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 from support import build_project, serving
+from test_websocket import wait_attached
 from trio_websocket import ConnectionClosed, WebSocketConnection
-
-from slowdash_trio._server import Server
 
 SENTINEL = "fuzz_sentinel"  # the channel (or message prefix) that marks the end of an example
 
@@ -87,19 +86,13 @@ async def frames_until(ws: WebSocketConnection, marker: Any) -> list[Any]:
             return seen
 
 
-async def attached(server: Server, topic: str, count: int) -> None:
-    with trio.fail_after(20):
-        while len(server.hub.subscribers(topic)) < count:  # noqa: ASYNC110 (a deadline)
-            await trio.sleep(0.01)
-
-
 async def test_current_data_messages(tmp_path: Path) -> None:
     async with (
         serving(build_project(tmp_path)) as (server, client),
         trio_websocket.open_websocket_url(ws_url(client, "current_data")) as ws,
         trio_websocket.open_websocket_url(ws_url(client, "current_data")) as watcher,
     ):
-        await attached(server, "current_data", 2)
+        await wait_attached(server, 2)
         counter = iter(range(1, 1_000_000))
 
         async def one(message: str | bytes) -> tuple[list[Any], list[Any]]:
@@ -147,7 +140,7 @@ async def test_other_topic_messages(tmp_path: Path) -> None:
         trio_websocket.open_websocket_url(ws_url(client, "chat")) as watcher,
         trio_websocket.open_websocket_url(ws_url(client, "current_data")) as bystander,
     ):
-        await attached(server, "chat", 2)
+        await wait_attached(server, 2, "chat")
         counter = iter(range(1, 1_000_000))
 
         async def one(message: str | bytes) -> tuple[list[Any], list[Any]]:
