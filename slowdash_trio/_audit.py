@@ -56,16 +56,23 @@ def requester(request: Request) -> str | None:
 
 
 def summarize(body: bytes, content_type: str | None = None) -> str:
-    """A request body as one short line: compact JSON, text, or its size."""
+    """A request body as one short line: compact JSON, text, or its size. Only the head of a
+    long body is read (this runs on the event loop for every command)."""
     if not body:
         return ""
     if content_type and not content_type.startswith(("application/json", "text/")):
         return f"({len(body)} bytes)"
+    complete = len(body) <= 4 * MAX_DETAIL
+    head = body if complete else body[: 4 * MAX_DETAIL]
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return f"({len(body)} bytes, not UTF-8)"
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if complete or exc.start < len(head) - 3:  # not just a character cut in two
+            return f"({len(body)} bytes, not UTF-8)"
+        text = head[: exc.start].decode("utf-8")
     try:
+        if not complete:
+            raise ValueError("only the head was read")
         text = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
     except (ValueError, RecursionError):
         text = " ".join(text.split())

@@ -131,6 +131,12 @@ def test_bodies_are_summarized() -> None:
     assert summarize(b"\x00" * 10, "application/octet-stream") == "(10 bytes)"
     long = summarize(json.dumps({"x": "y" * 2000}).encode())
     assert len(long) < MAX_DETAIL + 40 and long.endswith("bytes)")
+    # of a huge body only the head is read: a character cut in two is left out
+    huge = ("é" * 10_000).encode()
+    assert summarize(huge) == "é" * MAX_DETAIL + f"... ({len(huge)} bytes)"
+    cut = b"a" + huge  # the head ends in the middle of an "é"
+    assert summarize(cut) == "a" + "é" * (MAX_DETAIL - 1) + f"... ({len(cut)} bytes)"
+    assert summarize(b"\xff" + huge) == f"({len(huge) + 1} bytes, not UTF-8)"
 
 
 async def test_a_store_that_cannot_open_loses_nothing_from_the_log(
