@@ -273,6 +273,7 @@ class Task:
             "is_command_running": bool(runner and runner.running),
             "is_waiting_input": False,
             "is_stopped": state == "stopped",
+            "is_serving": self.is_serving,  # also in state error after a crash without restart
             "last_routine_time": instance.routine_time if instance else None,
             "last_routine": instance.routine if instance else None,
             "last_command_time": runner.last_command_time if runner else None,

@@ -17,9 +17,10 @@ Where user code runs:
 
 A *crash* is an exception (``SystemExit`` included) escaping the top-level code (or a missing
 file), ``_setup``, ``_initialize``, ``_run`` or ``_loop``, unless a stop was already requested.
-Without a restart policy a crash is recorded and the module goes on as the original does (a
-module that did not load stays in error; otherwise ``_loop`` is not called again and requests
-are still served). With ``restart: on-failure`` a crash ends the attempt (its stop scope is
+Without a restart policy a crash is recorded and leaves the module in state error, where it
+stays until it is stopped (or, for a task, started afresh); a module that loaded goes on
+serving requests as the original does (after a ``_setup``/``_initialize`` error its routines
+not called again). With ``restart: on-failure`` a crash ends the attempt (its stop scope is
 stopped, ``_finalize`` runs) and the supervisor (`back_off`, then `renewed`) loads the file
 afresh after a back-off, until the policy's limit leaves it in state error.
 
@@ -172,6 +173,7 @@ class UserModule:
             self.status.restart = Restarter(self.restart)
         self.crash: ErrorRecord | None = None  # the crash that ended this attempt, if one did
         self._end_on_crash = False  # set in run(): with a policy, when routines run
+        self.degraded = False  # crashed without a policy: state error, requests still served
         self.module: types.ModuleType | None = None
         self.webapis: list[WebApi] = []
         self.ready = trio.Event()  # set once initialized, or once loading failed
@@ -190,8 +192,12 @@ class UserModule:
 
     @property
     def is_serving(self) -> bool:
-        """Whether requests reach this module (initialized and not stopping)."""
-        return self.status.state == ModuleState.RUNNING
+        """Whether requests reach this module (initialized and not stopping; in state error
+        after a crash without a restart policy, as long as its code loaded)."""
+        state = self.status.state
+        if state == ModuleState.ERROR and self.degraded:
+            return self.module is not None
+        return state == ModuleState.RUNNING
 
     def callback(self, name: str) -> Callable[..., Any] | None:
         fn = getattr(self.module, name, None) if self.module is not None else None
@@ -218,7 +224,7 @@ class UserModule:
             started = await self._stoppable(self._start)
             if self._end_on_crash and self.crash is not None:
                 return
-            if started and self.module is not None and not self._stopping:
+            if started and self.module is not None and not self._stopping and not self.degraded:
                 self._set_state(ModuleState.RUNNING)
             self.ready.set()
             if self.module is not None and not self._stop.is_set():
@@ -252,6 +258,9 @@ class UserModule:
         if self._stop.is_set():
             return False
         self.crash = self.status.error
+        if not self._end_on_crash:
+            self.degraded = True
+            self._set_state(ModuleState.ERROR)
         return self._end_on_crash
 
     def _ended_by_crash(self) -> None:

@@ -22,6 +22,7 @@ from slowdash_trio._errors import ProjectError
 from slowdash_trio._project import load_project
 from slowdash_trio._server import Server
 from slowdash_trio._usermodule import ModuleState, UserModule
+from slowdash_trio.webapi import Request
 
 # ---------------------------------------------------------------------------------------------
 # the configuration
@@ -175,7 +176,7 @@ async def test_a_crashing_loop_is_restarted_with_growing_capped_back_off_then_le
     assert module(server, "steady").status.error is None
 
 
-async def test_without_restart_a_crashed_loop_is_recorded_and_not_called_again(
+async def test_without_restart_a_crashed_loop_leaves_state_error_and_is_not_called_again(
     make_project: MakeProject,
 ) -> None:
     calls: list[float] = []
@@ -196,10 +197,15 @@ async def test_without_restart_a_crashed_loop_is_recorded_and_not_called_again(
         await until(lambda: len(count) > seen + 100)
         assert module(server, "crashy") is crashy
         assert len(calls) == 1
-        # as in the original: the error is recorded, requests are still served
-        assert crashy.status.state == ModuleState.RUNNING
+        # left in state error; as in the original, requests are still served
+        assert crashy.status.state == ModuleState.ERROR
         reply = await server.app.request_data("anything")
         assert reply["anything"]["x"] == 1
+        assert (await server.handle(Request("GET", "/config"))).content["user_module"]["crashy"][
+            "state"
+        ] == "error"
+    # a stop ends the error state like any other
+    assert crashy.status.state == ModuleState.STOPPED
     status = crashy.status.to_json()
     assert status["restart"] is None
     assert status["error"]["callback"] == "_loop"

@@ -128,9 +128,10 @@ async def test_states_and_errors(tmp_path: Path) -> None:
 
         reply = await action(server, "badinit", "start")
         status = server.tasks.tasks["badinit"].status()
-        # as for user modules (and the original), an error in _initialize is recorded and
-        # the task runs on
-        assert (status["state"], status["error"]["callback"]) == ("running", "_initialize")
+        # without a restart policy, an error in _initialize leaves the task in state error;
+        # as in the original it runs on: functions and exports are still served, stop works
+        assert (status["state"], status["error"]["callback"]) == ("error", "_initialize")
+        assert status["is_serving"] is True and status["is_stopped"] is False
         assert "ValueError: bad parameter" in status["error"]["message"]
 
         reply = await action(server, "badloop", "start")
@@ -138,7 +139,8 @@ async def test_states_and_errors(tmp_path: Path) -> None:
         assert badloop.module is not None
         await wait_until(server, lambda: badloop.status()["has_error"])
         assert badloop.status()["error"]["callback"] == "_loop"
-        assert badloop.state == "running"
+        assert badloop.state == "error" and badloop.status()["is_serving"] is True
+        assert server.tasks.tasks["broken"].status()["is_serving"] is False
 
         for name in ("broken", "badinit", "badloop", "good"):
             reply = await action(server, name, "stop")

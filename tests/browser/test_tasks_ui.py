@@ -155,6 +155,49 @@ def test_a_task_that_fails_at_load_shows_its_error(
     assert unexpected(page_errors) == []
 
 
+# a task whose _loop fails once it has been asked for its level (exported as crashy.level)
+CRASHING_TASK = (
+    LEVEL_TASK
+    + """
+
+def _loop():
+    raise RuntimeError("pump controller gone")
+"""
+)
+
+
+def test_a_task_whose_loop_crashed_is_in_error_and_can_be_stopped(
+    serve: Serve, web_project: Project, page: Any, page_errors: list[str]
+) -> None:
+    project = web_project(
+        title="Task Bench",
+        body="task:\n  - name: crashy\n    auto_load: true\n",
+        files={
+            "config/slowtask-crashy.py": CRASHING_TASK,
+            "config/slowplot-tasks.json": json.dumps(TASK_LAYOUT),
+        },
+    )
+    server = serve(project)
+    page.goto(server.url)
+    panel = page.locator("section[data-type='taskmanager']")
+    crashy = panel.locator("tr.sd-task[data-task='crashy']")
+    expect(crashy.locator(".sd-task-state")).to_have_text("error", timeout=15_000)
+    error = panel.locator("tr.sd-task-error-row[data-task='crashy']")
+    expect(error.locator(".sd-task-error-where")).to_have_text("_loop: ")
+    expect(error.locator(".sd-task-error-message")).to_contain_text("pump controller gone")
+    # still serving, as in the original: its export is listed and answered
+    expect(crashy.locator(".sd-task-exports")).to_contain_text("crashy.level")
+    data = httpx.get(server.url + "api/data/crashy.level", timeout=30).json()
+    assert data["crashy.level"]["x"] == 1.5
+    stop = crashy.locator("button.sd-task-stop")
+    expect(stop).to_be_enabled()
+    stop.click()
+    expect(crashy.locator(".sd-task-state")).to_have_text("stopped", timeout=15_000)
+    assert task_state(server, "crashy") == "stopped"
+    expect(stop).to_be_disabled()
+    assert unexpected(page_errors) == []
+
+
 def test_secure_mode_edits_a_task_script_and_restarts_the_task(
     serve: Serve, web_project: Project, page: Any, page_errors: list[str], screenshot: Any
 ) -> None:

@@ -148,6 +148,8 @@ export class TaskManagerPanel extends Panel {
         const state = String(task.state ?? (task.is_stopped ? 'stopped' : 'listed'));
         const busy = this.pending.has(name);
         const running = RUNNING.has(state);
+        // a task in error after a crash without restart policy still serves (and can be stopped)
+        const live = running || Boolean(task.is_serving);
         const button = (label, action, enabled, title) => el('button', {
             type: 'button', class: `sd-task-${label.toLowerCase()}`, title,
             disabled: busy || !enabled, onclick: () => this.act(name, action, label),
@@ -164,7 +166,7 @@ export class TaskManagerPanel extends Panel {
                 task.last_command_time ? ` at ${formatTime(task.last_command_time, { date: false })}` : ''));
         }
         const exports = Array.isArray(task.exports) ? task.exports : [];
-        if (exports.length && running) {
+        if (exports.length && live) {
             activity.push(el('div', { class: 'sd-task-exports' }, `${exports.length} channel${exports.length > 1 ? 's' : ''}: `,
                 exports.slice(0, 8).flatMap((ch, i) => [i ? ', ' : '',
                     el('a', { href: `slowplot.html?channel=${encodeURIComponent(ch)}` }, ch)]),
@@ -181,7 +183,7 @@ export class TaskManagerPanel extends Panel {
             el('td', { class: 'sd-task-activity' }, activity),
             el('td', { class: 'sd-task-actions' },
                 button('Start', 'start', !running && state !== 'stopping', 'load the script and start the task'),
-                button('Stop', 'stop', running, 'stop the task'),
+                button('Stop', 'stop', live, 'stop the task'),
                 button('Reload', 'start', running || state === 'error', 'stop, load the script afresh and start'),
                 edit));
         const rows = [row];
