@@ -87,7 +87,7 @@ def core_api(server: Server) -> WebApi:
             nursery.start_soon(from_modules)
             if server.sources:
                 nursery.start_soon(from_sources)
-        return _with_problems(modules + sources, problems)
+        return _with_problems(_distinct(modules + sources), problems)
 
     async def unknown_channels(request: Request, merged: Response | None) -> Response | None:
         requested = _channel_list(request.parts[1])
@@ -229,6 +229,21 @@ def _valid_channel(name: str) -> bool:
     except QueryError:
         return False
     return True
+
+
+def _distinct(entries: list[Any]) -> list[Any]:
+    """Channel entries without repeats: a channel that several modules or sources list with
+    the same type is listed once, by the first (modules before data sources)."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            key = (entry["name"], str(entry.get("type") or "timeseries"))
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(entry)
+    return kept
 
 
 def _with_problems(content: Any, problems: list[str]) -> Any:
