@@ -71,6 +71,11 @@ class ApiFront:
             await self.fallback(scope, receive, send)
             return
         headers = _header_dict(scope)
+        if self._is_preflight(scope, headers):
+            # a browser sends a CORS preflight without credentials: it is answered for a
+            # configured origin before authentication, and grants nothing by itself
+            await _send(send, self._preflight(headers["origin"]))
+            return
         user = await self._authenticate(scope, headers, receive, send)
         if user is False:
             return  # refused
@@ -152,9 +157,6 @@ class ApiFront:
         send: ASGISendCallable,
     ) -> None:
         method, origin = scope["method"], headers.get("origin")
-        if method == "OPTIONS" and self.origins.configured(origin):
-            await _send(send, self._preflight(origin))
-            return
         why = self.origins.refusal(method, headers, scope["scheme"])
         if why is not None:
             logger.warning("%s %s refused: %s", method, scope["path"], why)
@@ -195,8 +197,7 @@ class ApiFront:
         response = await self._answer(request, receive)
         if response is not None:
             if self.origins.configured(origin):  # a configured other origin may read it
-                response.headers["Access-Control-Allow-Origin"] = str(origin)
-                response.headers["Vary"] = "Origin"
+                response.headers.update(self._cors(str(origin)))
             await _send(send, response)
 
     async def _answer(self, request: Request, receive: ASGIReceiveCallable) -> Response | None:
@@ -220,17 +221,35 @@ class ApiFront:
             nursery.cancel_scope.cancel()
         return response
 
-    @staticmethod
-    def _preflight(origin: str | None) -> Response:
+    def _is_preflight(self, scope: Scope, headers: dict[str, str]) -> bool:
+        """A CORS preflight (``OPTIONS`` with ``Access-Control-Request-Method``) to the API
+        from one of ``system.allowed_origins``."""
+        return (
+            scope["type"] == "http"
+            and scope["method"] == "OPTIONS"
+            and scope["path"].startswith("/api/")
+            and "access-control-request-method" in headers
+            and self.origins.configured(headers.get("origin"))
+        )
+
+    def _cors(self, origin: str) -> dict[str, str]:
+        """What lets a page of a configured other ``origin`` read the answer (with
+        authentication on: send its credentials)."""
+        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        if self.server.auth is not None:
+            headers["Access-Control-Allow-Credentials"] = "true"
+        return headers
+
+    def _preflight(self, origin: str) -> Response:
         """The CORS preflight answer for a configured origin."""
         response = Response(None, status=204)
+        response.headers.update(self._cors(origin))
+        allowed = "Content-Type, Authorization" if self.server.auth is not None else "Content-Type"
         response.headers.update(
             {
-                "Access-Control-Allow-Origin": str(origin),
                 "Access-Control-Allow-Methods": "GET, POST, DELETE",
-                "Access-Control-Allow-Headers": "Content-Type",
+                "Access-Control-Allow-Headers": allowed,
                 "Access-Control-Max-Age": "600",
-                "Vary": "Origin",
             }
         )
         return response

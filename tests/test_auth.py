@@ -151,6 +151,43 @@ async def test_roles_for_commands(project: Any) -> None:
         assert "slowplot-vera.json" not in names and "slowplot-otto.json" not in names
 
 
+async def test_an_allowed_origin_reads_and_commands_with_credentials(tmp_path: Path) -> None:
+    friend, evil = "http://dashboards.example.org:3000", "http://evil.example.com"
+    write(tmp_path / "config/slowtask-hv.py", TASK)
+    project = build_project(
+        tmp_path,
+        task=[{"name": "hv", "auto_load": True}],
+        authentication=auth_section(),
+        system={"allowed_origins": [friend]},
+    )
+    async with serving(project) as (_, client):
+        # a browser's preflight carries no credentials: answered for the allowed origin ...
+        asking = {"Access-Control-Request-Method": "POST"}
+        asking["Access-Control-Request-Headers"] = "authorization, content-type"
+        preflight = await client.options("/api/control", headers={"Origin": friend, **asking})
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == friend
+        assert preflight.headers["access-control-allow-credentials"] == "true"
+        assert "Authorization" in preflight.headers["access-control-allow-headers"]
+        # ... and grants nothing by itself; another origin's preflight is not answered so
+        foreign = await client.options("/api/control", headers={"Origin": evil, **asking})
+        assert foreign.status_code == 401
+        assert "access-control-allow-origin" not in foreign.headers
+        doc = json.dumps({"value": "2", "await hv.set_V0()": True})
+        bare = await client.post("/api/control", content=doc, headers={"Origin": friend})
+        assert bare.status_code == 401
+        reply = await client.post(
+            "/api/control", content=doc, headers={"Origin": friend, **as_user("otto")}
+        )
+        assert (reply.status_code, reply.json()["result"]) == (200, 2.0)
+        assert reply.headers["access-control-allow-origin"] == friend
+        assert reply.headers["access-control-allow-credentials"] == "true"
+        viewer = await client.post(
+            "/api/control", content=doc, headers={"Origin": friend, **as_user("vera")}
+        )
+        assert viewer.status_code == 403
+
+
 async def test_websockets_are_authenticated(project: Any) -> None:
     async with serving(project) as (server, client):
         url = ws_url(client)

@@ -119,6 +119,7 @@ async def test_cross_origin_commands_are_refused_and_nothing_is_called(tmp_path:
         )
         assert preflight.status_code == 204
         assert preflight.headers["access-control-allow-origin"] == FRIEND
+        assert "access-control-allow-credentials" not in preflight.headers  # no auth here
         # reading is allowed from anywhere, but no CORS header lets another page see it
         read = await client.get("/api/ping", headers={"Origin": EVIL})
         assert read.status_code == 200 and "access-control-allow-origin" not in read.headers
