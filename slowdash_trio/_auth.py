@@ -13,7 +13,10 @@ A role includes the ones below it:
 Checking a bcrypt hash takes a quarter of a second by design, so a verified ``Authorization``
 value is remembered (as its SHA-256, for ``REMEMBER`` seconds); checks run in worker threads,
 at most ``CHECKERS`` at once, so that a flood of wrong passwords queues instead of taking every
-thread. The server's own requests (``app.request_*`` from modules, query mode) never pass here.
+thread. A refused value is remembered too (for ``REMEMBER_REFUSED`` seconds): a browser or a
+script that keeps sending the same wrong password (a dashboard polling with stale saved
+credentials) is answered at once and does not hold up other users' checks. The server's own
+requests (``app.request_*`` from modules, query mode) never pass here.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from ._origin import SAFE_METHODS
 REALM = "SlowDash"
 CHALLENGE = f'Basic realm="{REALM}", charset="UTF-8"'
 REMEMBER = 600.0  # seconds a verified Authorization value is remembered
+REMEMBER_REFUSED = 60.0  # seconds a refused Authorization value is refused without a check
 MAX_REMEMBERED = 1024
 CHECKERS = 2  # bcrypt checks running at once
 MAX_PASSWORD = 72  # bytes bcrypt uses (bcrypt 5 refuses longer ones)
@@ -69,7 +73,8 @@ class Authenticator:
 
     def __init__(self, users: dict[str, tuple[bytes, Role]]) -> None:
         self.users = users
-        self._remembered: OrderedDict[bytes, tuple[User, float]] = OrderedDict()
+        # SHA-256 of an Authorization value → (its user, None if refused; until when)
+        self._remembered: OrderedDict[bytes, tuple[User | None, float]] = OrderedDict()
         self._limiter = trio.CapacityLimiter(CHECKERS)
 
     @classmethod
@@ -104,14 +109,15 @@ class Authenticator:
         ok = await trio.to_thread.run_sync(
             bcrypt.checkpw, password, hashed, limiter=self._limiter, abandon_on_cancel=True
         )
-        if not ok:
-            return None
-        user = User(name, role)
-        self._remembered[digest] = (user, now + REMEMBER)
+        user = User(name, role) if ok else None
+        self._remember(digest, user, time.monotonic() + (REMEMBER if ok else REMEMBER_REFUSED))
+        return user
+
+    def _remember(self, digest: bytes, user: User | None, until: float) -> None:
+        self._remembered[digest] = (user, until)
         self._remembered.move_to_end(digest)
         while len(self._remembered) > MAX_REMEMBERED:
             self._remembered.popitem(last=False)
-        return user
 
 
 def parse_basic(authorization: str) -> tuple[str, bytes] | None:

@@ -4,6 +4,7 @@ the server's own requests, and the key command."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import pty
@@ -255,6 +256,14 @@ async def test_credentials_are_checked_once_then_remembered() -> None:
         again = await auth.authenticate(header)  # remembered: the hash is not asked again
         assert again == first
         assert await auth.authenticate(basic("otto", "turn-knobs ")) is None
+        # a refused value is remembered too: refused again without a check, even once it
+        # would pass (so a client repeating a wrong password costs no bcrypt check)
+        auth.users["otto"] = (quick_hash("turn-knobs ").encode(), Role.OPERATOR)
+        assert await auth.authenticate(basic("otto", "turn-knobs ")) is None
+        digest = hashlib.sha256(basic("otto", "turn-knobs ").encode()).digest()
+        auth._remembered[digest] = (None, 0.0)  # its time is up: checked afresh
+        fixed = await auth.authenticate(basic("otto", "turn-knobs "))
+        assert fixed is not None and fixed.name == "otto"
         assert await auth.authenticate(basic("otto", "x" * 100)) is None  # over bcrypt's 72
     assert parse_basic("Basic !!!") is None and parse_basic("Digest abc") is None
     assert parse_basic("basic " + base64.b64encode(b"a:b:c").decode()) == ("a", b"b:c")
