@@ -19,10 +19,11 @@ A *crash* is an exception (``SystemExit`` included) escaping the top-level code 
 file), ``_setup``, ``_initialize``, ``_run`` or ``_loop``, unless a stop was already requested.
 Without a restart policy a crash is recorded and leaves the module in state error, where it
 stays until it is stopped (or, for a task, started afresh); a module that loaded goes on
-serving requests as the original does (after a ``_setup``/``_initialize`` error its routines
-not called again). With ``restart: on-failure`` a crash ends the attempt (its stop scope is
-stopped, ``_finalize`` runs) and the supervisor (`back_off`, then `renewed`) loads the file
-afresh after a back-off, until the policy's limit leaves it in state error.
+serving requests as the original does (after a ``_setup``, ``_initialize`` or ``_run`` error
+the routines that follow still run; a ``_loop`` that raised is not called again). With
+``restart: on-failure`` a crash ends the attempt (its stop scope is stopped, ``_finalize``
+runs) and the supervisor (`back_off`, then `renewed`) loads the file afresh after a back-off,
+until the policy's limit leaves it in state error.
 
 Request-side calls have a deadline (`UserModule.call`). Sync ones go through one gate per
 module: one call in a worker thread at a time, in arrival order; a sync call past its deadline
