@@ -23,11 +23,13 @@ def _export():
     return [("valve", valve)]
 """
 
+# the calls are `parallel`: three calls of one task arriving together would otherwise find it
+# busy with the first (409), whichever way the browser orders them
 ATTACK = """<!doctype html>
 <title>Free cat pictures</title>
 <iframe name=sink style="display:none"></iframe>
 <form id=form method=POST action="TARGET/api/control" enctype="text/plain" target=sink>
-<input type=hidden name='{"lab.open_valve()": true, "x": "' value='"}'>
+<input type=hidden name='{"parallel lab.open_valve()": true, "x": "' value='"}'>
 </form>
 <p>websocket: <span id=ws>?</span></p>
 <p>fetch: <span id=fetch>?</span></p>
@@ -35,9 +37,10 @@ ATTACK = """<!doctype html>
 const target = 'TARGET';
 document.getElementById('form').submit();
 await fetch(target + '/api/control', {method: 'POST', mode: 'no-cors',
-    headers: {'Content-Type': 'text/plain'}, body: '{"lab.open_valve()": true}'}).catch(() => {});
+    headers: {'Content-Type': 'text/plain'}, body: '{"parallel lab.open_valve()": true}'})
+    .catch(() => {});
 const json = await fetch(target + '/api/control', {method: 'POST',
-    headers: {'Content-Type': 'application/json'}, body: '{"lab.open_valve()": true}'})
+    headers: {'Content-Type': 'application/json'}, body: '{"parallel lab.open_valve()": true}'})
     .then((r) => `HTTP ${r.status}`, (e) => `failed: ${e.message}`);
 document.getElementById('fetch').textContent = json;
 const ws = new WebSocket(target.replace('http', 'ws') + '/ws/attach/current_data');
