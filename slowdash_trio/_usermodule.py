@@ -174,7 +174,6 @@ class UserModule:
             self.status.restart = Restarter(self.restart)
         self.crash: ErrorRecord | None = None  # the crash that ended this attempt, if one did
         self._end_on_crash = False  # set in run(): with a policy, when routines run
-        self.degraded = False  # crashed without a policy: state error, requests still served
         self.module: types.ModuleType | None = None
         self.webapis: list[WebApi] = []
         self.ready = trio.Event()  # set once initialized, or once loading failed
@@ -190,6 +189,11 @@ class UserModule:
 
     # ------------------------------------------------------------------------------------------
     # properties
+
+    @property
+    def degraded(self) -> bool:
+        """Crashed without a restart policy: state error, requests still served."""
+        return self.crash is not None and not self._end_on_crash
 
     @property
     def is_serving(self) -> bool:
@@ -260,7 +264,6 @@ class UserModule:
             return False
         self.crash = self.status.error
         if not self._end_on_crash:
-            self.degraded = True
             self._set_state(ModuleState.ERROR)
         return self._end_on_crash
 
