@@ -119,16 +119,22 @@ def test_task_manager_shows_states_and_stops_and_starts_a_task(
     assert unexpected(page_errors) == []
 
 
+def failed_task(page: Any, server: Any, name: str) -> tuple[Any, Any, Any]:
+    """Open the server's home page and wait until task ``name`` shows state error; returns
+    the task manager panel, the task's row and its error row."""
+    page.goto(server.url)
+    panel = page.locator("section[data-type='taskmanager']")
+    row = panel.locator(f"tr.sd-task[data-task='{name}']")
+    expect(row.locator(".sd-task-state")).to_have_text("error", timeout=15_000)
+    return panel, row, panel.locator(f"tr.sd-task-error-row[data-task='{name}']")
+
+
 def test_a_task_that_fails_at_load_shows_its_error(
     serve: Serve, web_project: Project, page: Any, page_errors: list[str]
 ) -> None:
     project = task_project(web_project)
     server = serve(project)
-    page.goto(server.url)
-    panel = page.locator("section[data-type='taskmanager']")
-    broken = panel.locator("tr.sd-task[data-task='broken']")
-    expect(broken.locator(".sd-task-state")).to_have_text("error", timeout=15_000)
-    error = panel.locator("tr.sd-task-error-row[data-task='broken']")
+    panel, broken, error = failed_task(page, server, "broken")
     expect(error.locator(".sd-task-error-message")).to_contain_text("calibration table missing")
     colour = error.locator("details").evaluate("e => getComputedStyle(e).color")
     assert colour == "rgb(201, 42, 42)"  # --sd-error of the light theme
@@ -178,11 +184,7 @@ def test_a_task_whose_loop_crashed_is_in_error_and_can_be_stopped(
         },
     )
     server = serve(project)
-    page.goto(server.url)
-    panel = page.locator("section[data-type='taskmanager']")
-    crashy = panel.locator("tr.sd-task[data-task='crashy']")
-    expect(crashy.locator(".sd-task-state")).to_have_text("error", timeout=15_000)
-    error = panel.locator("tr.sd-task-error-row[data-task='crashy']")
+    _, crashy, error = failed_task(page, server, "crashy")
     expect(error.locator(".sd-task-error-where")).to_have_text("_loop: ")
     expect(error.locator(".sd-task-error-message")).to_contain_text("pump controller gone")
     # still serving, as in the original: its export is listed and answered
